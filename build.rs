@@ -1,0 +1,82 @@
+//! Makes the binary find libtorch at run time without any environment: adds RUNPATH entries for
+//! `<torch>/lib` and every `<site-packages>/nvidia/*/lib` of the libtorch that torch-sys linked
+//! against, and links `torch_cuda` with `--no-as-needed` so CUDA registers when a driver exists
+//! (the linker would otherwise drop it, since nothing references it directly). RUNPATH rather than
+//! RPATH, so `LD_LIBRARY_PATH` can still point the binary at another torch 2.11 install.
+use std::path::{Path, PathBuf};
+
+fn libtorch_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("LIBTORCH") {
+        return Some(PathBuf::from(dir));
+    }
+    if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        let python = std::env::var("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(python)
+            .args(["-c", "import torch, os; print(os.path.dirname(torch.__file__))"])
+            .output()
+            .ok()?;
+        return Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    }
+    None
+}
+
+fn main() {
+    record_git_revision();
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
+    let Some(torch) = libtorch_dir() else { return };
+    let lib = torch.join("lib");
+    if let Ok(v) = std::fs::read_to_string(torch.join("version.py")) {
+        if let Some(line) = v.lines().find(|l| l.starts_with("__version__")) {
+            let ver = line.split('\'').nth(1).unwrap_or("unknown");
+            println!("cargo:rustc-env=FINETUNE_LIBTORCH_VERSION={ver}");
+        }
+    }
+    let mut dirs = vec![lib.clone()];
+    // torch/ sits in site-packages/, beside nvidia/<pkg>/lib of the CUDA runtime wheels.
+    if let Some(site) = torch.parent() {
+        dirs.extend(nvidia_lib_dirs(&site.join("nvidia")));
+    }
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    for d in &dirs {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", d.display());
+        println!("cargo:rustc-link-arg=-Wl,-rpath-link,{}", d.display());
+    }
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}
+
+fn nvidia_lib_dirs(nvidia: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(nvidia) else { return out };
+    let mut pkgs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    pkgs.sort();
+    for p in pkgs {
+        if p.join("lib").is_dir() {
+            out.push(p.join("lib"));
+        }
+    }
+    out
+}
+
+/// Bakes the git revision (with a `-dirty` mark) into the binary for run records.
+fn record_git_revision() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    println!("cargo:rustc-env=FINETUNE_GIT_REVISION={rev}{}", if dirty { "-dirty" } else { "" });
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+    }
+}

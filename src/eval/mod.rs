@@ -1,0 +1,3 @@
+//! Evaluation: official metrics and task scoring.
+pub mod glue;
+pub mod metrics;

@@ -1,0 +1,148 @@
+//! The BERT encoder (embeddings → N transformer layers → pooler) in tch's nn style. Variable names
+//! follow Hugging Face's `BertModel` exactly, so checkpoints load and save without a name map.
+//! Dropout is real (active only when `train` is true); attention runs through SDPA, like
+//! transformers' default `sdpa` attention for BERT.
+use crate::model::config::BertConfig;
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+/// Linear layer initialised as HF's `_init_weights`: N(0, initializer_range), zero bias.
+pub fn linear(p: nn::Path, i: i64, o: i64, cfg: &BertConfig) -> nn::Linear {
+    let c = nn::LinearConfig {
+        ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range },
+        bs_init: Some(nn::Init::Const(0.)),
+        bias: true,
+    };
+    nn::linear(p, i, o, c)
+}
+
+fn layer_norm(p: nn::Path, cfg: &BertConfig) -> nn::LayerNorm {
+    let c = nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() };
+    nn::layer_norm(p, vec![cfg.hidden_size], c)
+}
+
+fn embedding(p: nn::Path, n: i64, d: i64, cfg: &BertConfig) -> nn::Embedding {
+    let c = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, ..Default::default() };
+    nn::embedding(p, n, d, c)
+}
+
+fn activation(name: &str, x: &Tensor) -> Tensor {
+    match name {
+        "gelu_new" | "gelu_pytorch_tanh" => x.gelu("tanh"),
+        "relu" => x.relu(),
+        _ => x.gelu("none"),
+    }
+}
+
+#[derive(Debug)]
+struct Embeddings {
+    word: nn::Embedding,
+    position: nn::Embedding,
+    token_type: nn::Embedding,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl Embeddings {
+    fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+        Embeddings {
+            word: embedding(&p / "word_embeddings", cfg.vocab_size, cfg.hidden_size, cfg),
+            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, cfg.hidden_size, cfg),
+            token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, cfg),
+            layer_norm: layer_norm(&p / "LayerNorm", cfg),
+            dropout: cfg.hidden_dropout_prob,
+        }
+    }
+
+    fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
+        let seq = input_ids.size()[1];
+        let positions = Tensor::arange(seq, (Kind::Int64, input_ids.device())).unsqueeze(0);
+        let e = self.word.forward(input_ids) + self.token_type.forward(token_type_ids) + self.position.forward(&positions);
+        self.layer_norm.forward(&e).dropout(self.dropout, train)
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    attn_out: nn::Linear,
+    attn_ln: nn::LayerNorm,
+    intermediate: nn::Linear,
+    output: nn::Linear,
+    out_ln: nn::LayerNorm,
+    heads: i64,
+    act: String,
+    hidden_dropout: f64,
+    attn_dropout: f64,
+}
+
+impl Layer {
+    fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+        let h = cfg.hidden_size;
+        let att = &p / "attention";
+        let s = &att / "self";
+        let o = &att / "output";
+        Layer {
+            query: linear(&s / "query", h, h, cfg),
+            key: linear(&s / "key", h, h, cfg),
+            value: linear(&s / "value", h, h, cfg),
+            attn_out: linear(&o / "dense", h, h, cfg),
+            attn_ln: layer_norm(&o / "LayerNorm", cfg),
+            intermediate: linear(&p / "intermediate" / "dense", h, cfg.intermediate_size, cfg),
+            output: linear(&p / "output" / "dense", cfg.intermediate_size, h, cfg),
+            out_ln: layer_norm(&p / "output" / "LayerNorm", cfg),
+            heads: cfg.num_attention_heads,
+            act: cfg.hidden_act.clone(),
+            hidden_dropout: cfg.hidden_dropout_prob,
+            attn_dropout: cfg.attention_probs_dropout_prob,
+        }
+    }
+
+    /// `mask`: bool [batch, 1, 1, seq], true where a key may be attended to.
+    fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let (b, s, h) = x.size3().expect("hidden states are [batch, seq, hidden]");
+        let d = h / self.heads;
+        let split = |t: Tensor| t.view([b, s, self.heads, d]).transpose(1, 2);
+        let q = split(self.query.forward(x));
+        let k = split(self.key.forward(x));
+        let v = split(self.value.forward(x));
+        let p = if train { self.attn_dropout } else { 0.0 };
+        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false);
+        let ctx = ctx.transpose(1, 2).reshape([b, s, h]);
+        let a = self.attn_ln.forward(&(self.attn_out.forward(&ctx).dropout(self.hidden_dropout, train) + x));
+        let i = activation(&self.act, &self.intermediate.forward(&a));
+        self.out_ln.forward(&(self.output.forward(&i).dropout(self.hidden_dropout, train) + a))
+    }
+}
+
+/// `BertModel`: returns (last hidden states [b, s, h], pooled [CLS] [b, h]).
+#[derive(Debug)]
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pooler: nn::Linear,
+}
+
+impl Bert {
+    /// Builds the encoder under `p` (conventionally the `bert` path).
+    pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+        let enc = &p / "encoder" / "layer";
+        Bert {
+            embeddings: Embeddings::new(&p / "embeddings", cfg),
+            layers: (0..cfg.num_hidden_layers).map(|i| Layer::new(&enc / i, cfg)).collect(),
+            pooler: linear(&p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, cfg),
+        }
+    }
+
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
+        let mut x = self.embeddings.forward(input_ids, token_type_ids, train);
+        for layer in &self.layers {
+            x = layer.forward(&x, &mask, train);
+        }
+        let pooled = self.pooler.forward(&x.select(1, 0)).tanh();
+        (x, pooled)
+    }
+}

@@ -1,0 +1,139 @@
+//! Reading pre-trained weights into a VarStore and writing fine-tuned models back out as Hugging
+//! Face directories. `model.safetensors` is read with the safetensors crate (so a truncated or
+//! corrupt file is a clear error, not a crash); `pytorch_model.bin` is the fallback. Names are
+//! accepted with or without the `bert.` prefix; every tensor's shape is checked against the config.
+use crate::error::{Error, Result};
+use crate::model::config::BertConfig;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Kind, Tensor};
+
+/// What loading did besides copying: variables left at their fresh initialisation, and
+/// checkpoint tensors nothing used (a pre-training head, buffers).
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub newly_initialised: Vec<String>,
+    pub unused: Vec<String>,
+}
+
+/// Variables a base checkpoint may lack: the task head (and the pooler, as transformers allows).
+fn may_be_new(name: &str) -> bool {
+    name.starts_with("classifier.") || name.starts_with("qa_outputs.") || name.starts_with("bert.pooler.")
+}
+
+/// Maps a checkpoint name onto our (HF `BertFor*`) variable names.
+fn canonical(name: &str) -> String {
+    let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
+    let is_head = ["classifier.", "qa_outputs.", "bert.", "cls."].iter().any(|p| name.starts_with(p));
+    if is_head { name } else { format!("bert.{name}") }
+}
+
+/// Reads every tensor of the model directory's weights file, keyed by canonical name.
+pub fn read_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Tensor>)> {
+    let st = dir.join("model.safetensors");
+    let bin = dir.join("pytorch_model.bin");
+    let (path, tensors) = if st.is_file() {
+        (st.clone(), read_safetensors(&st)?)
+    } else if bin.is_file() {
+        let t = Tensor::loadz_multi(&bin).map_err(|e| Error::file(&bin, format!("cannot read PyTorch weights: {e}")))?;
+        (bin, t)
+    } else {
+        return Err(Error::file(dir, "no model.safetensors or pytorch_model.bin in the model directory"));
+    };
+    Ok((path, tensors.into_iter().map(|(n, t)| (canonical(&n), t)).collect()))
+}
+
+fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let bytes = crate::io::read(path)?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors file (truncated or corrupt?): {e:?}")))?;
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let kind = match view.dtype() {
+                Dtype::F32 => Kind::Float,
+                Dtype::F16 => Kind::Half,
+                Dtype::BF16 => Kind::BFloat16,
+                Dtype::F64 => Kind::Double,
+                Dtype::I64 => Kind::Int64,
+                Dtype::I32 => Kind::Int,
+                other => {
+                    return Err(Error::Tensor { path: path.into(), tensor: name, msg: format!("unsupported dtype {other:?}") })
+                }
+            };
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            let t = Tensor::f_from_data_size(view.data(), &shape, kind)
+                .map_err(|e| Error::Tensor { path: path.into(), tensor: name.clone(), msg: e.to_string() })?;
+            Ok((name, t))
+        })
+        .collect()
+}
+
+/// Copies checkpoint weights into every variable of `vs`. A variable missing from the checkpoint is
+/// an error unless it may legitimately be new (`may_be_new`); a shape that disagrees with the config
+/// is always an error naming the tensor.
+pub fn load_into(vs: &mut VarStore, dir: &Path) -> Result<LoadReport> {
+    let (path, mut weights) = read_weights(dir)?;
+    let mut report = LoadReport::default();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, mut var) in vars {
+        match weights.remove(&name) {
+            Some(w) => {
+                if w.size() != var.size() {
+                    return Err(Error::Tensor {
+                        path: path.clone(),
+                        tensor: name,
+                        msg: format!("shape {:?} in the checkpoint, but the config implies {:?}", w.size(), var.size()),
+                    });
+                }
+                tch::no_grad(|| var.copy_(&w.to_kind(var.kind())));
+            }
+            None if may_be_new(&name) => report.newly_initialised.push(name),
+            None => {
+                return Err(Error::Tensor { path: path.clone(), tensor: name, msg: "missing from the checkpoint".into() })
+            }
+        }
+    }
+    report.unused = weights.into_keys().collect();
+    report.unused.sort();
+    Ok(report)
+}
+
+/// Writes all variables as `model.safetensors` (f32, HF names, `format: pt` metadata), atomically.
+pub fn save_safetensors(vs: &VarStore, path: &Path) -> Result<()> {
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let mut data: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::with_capacity(vars.len());
+    for (name, t) in vars {
+        let t = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let mut bytes = vec![0u8; t.numel() * 4];
+        t.f_copy_data_u8(&mut bytes, t.numel())?;
+        data.push((name, bytes, shape));
+    }
+    let views = data
+        .iter()
+        .map(|(n, b, s)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.as_str(), v)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::file(path, format!("cannot serialise: {e:?}")))?;
+    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::serialize(views, &meta).map_err(|e| Error::file(path, format!("cannot serialise: {e:?}")))?;
+    crate::io::write_atomic(path, &bytes)
+}
+
+/// Writes `config.json` of a fine-tuned sequence classifier: the base config plus labels.
+pub fn save_config(cfg: &BertConfig, labels: Option<&[&str]>, task: &str, path: &Path) -> Result<()> {
+    let mut cfg = cfg.clone();
+    let names: Vec<String> = match labels {
+        Some(l) => l.iter().map(|s| s.to_string()).collect(),
+        None => vec!["LABEL_0".into()],
+    };
+    cfg.id2label = Some(names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone())).collect());
+    cfg.label2id = Some(names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect());
+    cfg.problem_type = Some(if labels.is_some() { "single_label_classification" } else { "regression" }.into());
+    cfg.extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+    cfg.extra.insert("finetuning_task".into(), serde_json::json!(task));
+    cfg.model_type = Some("bert".into());
+    crate::io::write_json(path, &cfg)
+}

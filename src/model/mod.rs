@@ -1,0 +1,6 @@
+//! Models: configs, encoders, task heads, checkpoint loading/saving and hub resolution.
+pub mod bert;
+pub mod checkpoint;
+pub mod config;
+pub mod heads;
+pub mod hub;

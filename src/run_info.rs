@@ -1,0 +1,35 @@
+//! What every run records about itself so it can be reproduced: versions, git revision, hardware.
+use serde_json::{json, Value};
+
+pub fn environment(device: tch::Device) -> Value {
+    json!({
+        "finetune_version": env!("CARGO_PKG_VERSION"),
+        "git_revision": env!("FINETUNE_GIT_REVISION"),
+        "libtorch_version": option_env!("FINETUNE_LIBTORCH_VERSION").unwrap_or("unknown"),
+        "tch_version": "0.24.0",
+        "device": format!("{device:?}"),
+        "cuda_device_count": tch::Cuda::device_count(),
+        "cpu": cpu_model(),
+        "num_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "torch_num_threads": tch::get_num_threads(),
+        "memory_total_kib": meminfo_total_kib(),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())
+}
+
+fn meminfo_total_kib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak resident set size of this process so far (`VmHWM`), in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}

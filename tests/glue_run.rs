@@ -1,0 +1,113 @@
+//! End-to-end `finetune glue` on a small slice of real RTE: same seed ⇒ byte-identical
+//! eval_results.json; the saved HF directory reloads to the same logits; predictions and the
+//! majority baseline come out as run_glue.py writes them.
+mod common;
+use finetune::data::glue::Task;
+use finetune::train::glue::{run, Baseline, GlueArgs};
+use finetune::train::optim::AdamWConfig;
+use finetune::train::schedule::SchedulerType;
+use finetune::train::trainer::TrainArgs;
+use std::path::{Path, PathBuf};
+
+/// A GLUE root holding RTE with the first rows of the real files (and a test file from dev).
+fn small_rte(glue: &Path, dir: &Path) {
+    let src = glue.join("RTE");
+    let dst = dir.join("RTE");
+    std::fs::create_dir_all(&dst).unwrap();
+    let head = |f: &str, n: usize| std::fs::read_to_string(src.join(f)).unwrap().lines().take(n + 1).map(|l| format!("{l}\n")).collect::<String>();
+    std::fs::write(dst.join("train.tsv"), head("train.tsv", 96)).unwrap();
+    let dev = head("dev.tsv", 40);
+    std::fs::write(dst.join("dev.tsv"), &dev).unwrap();
+    let test: String = dev.lines().map(|l| l.rsplit_once('\t').unwrap().0.to_string() + "\n").collect();
+    std::fs::write(dst.join("test.tsv"), test).unwrap();
+}
+
+fn args(model: &Path, data: &Path, out: PathBuf) -> GlueArgs {
+    GlueArgs {
+        task: Task::Rte,
+        model_name_or_path: model.to_string_lossy().into(),
+        data_dir: data.into(),
+        output_dir: out,
+        max_seq_length: 64,
+        per_device_eval_batch_size: 16,
+        train: TrainArgs {
+            optim: AdamWConfig { learning_rate: 5e-5, weight_decay: 0.01, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 },
+            lr_scheduler_type: SchedulerType::Linear,
+            warmup_steps: 0,
+            warmup_ratio: 0.1,
+            max_grad_norm: 1.0,
+            per_device_train_batch_size: 16,
+            gradient_accumulation_steps: 2,
+            num_train_epochs: 2.0,
+            max_steps: None,
+            seed: 7,
+            logging_steps: 1,
+            eval_steps: None,
+            eval_each_epoch: true,
+        },
+        baseline: None,
+        do_predict: true,
+        device: tch::Device::Cpu,
+        load_best_model_at_end: false,
+        max_train_samples: None,
+        max_eval_samples: None,
+    }
+}
+
+#[test]
+fn same_seed_same_bytes_and_model_reloads() {
+    let (Some(model), Some(glue)) = (common::model_dir(), common::glue_dir()) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    small_rte(&glue, tmp.path());
+    let a = args(&model, tmp.path(), tmp.path().join("a"));
+    let b = args(&model, tmp.path(), tmp.path().join("b"));
+    run(&a).unwrap();
+    run(&b).unwrap();
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read(&a.output_dir, "eval_results.json"), read(&b.output_dir, "eval_results.json"));
+    assert_eq!(read(&a.output_dir, "model.safetensors"), read(&b.output_dir, "model.safetensors"));
+
+    // 96 examples, batch 16, accumulation 2 → 3 steps an epoch, 6 in all, each logged.
+    let log = std::fs::read_to_string(a.output_dir.join("train_log.jsonl")).unwrap();
+    let steps: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v: &serde_json::Value| v.get("loss").is_some()).collect();
+    assert_eq!(steps.len(), 6);
+    // Warmup ceil(0.1 * 6) = 1 step: lr 0 first, then linear decay from 5e-5.
+    assert_eq!(steps[0]["learning_rate"], 0.0);
+    assert!((steps[1]["learning_rate"].as_f64().unwrap() - 5e-5).abs() < 1e-12);
+    let results: serde_json::Value = serde_json::from_slice(&read(&a.output_dir, "eval_results.json")).unwrap();
+    assert_eq!(results["eval_samples"], 40);
+    assert_eq!(results["epoch"], 2.0);
+
+    // The saved directory is a model finetune loads back (now with its trained head).
+    let cfg: serde_json::Value = serde_json::from_slice(&read(&a.output_dir, "config.json")).unwrap();
+    assert_eq!(cfg["id2label"]["1"], "not_entailment");
+    assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
+    let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let bert_cfg = finetune::model::config::BertConfig::from_file(&a.output_dir.join("config.json")).unwrap();
+    let _ = finetune::model::heads::SequenceClassifier::new(&vs.root(), &bert_cfg, 2);
+    let report = finetune::model::checkpoint::load_into(&mut vs, &a.output_dir).unwrap();
+    assert!(report.newly_initialised.is_empty(), "{report:?}");
+
+    let preds = std::fs::read_to_string(a.output_dir.join("predict_results_rte.txt")).unwrap();
+    let lines: Vec<&str> = preds.lines().collect();
+    assert_eq!(lines[0], "index\tprediction");
+    assert_eq!(lines.len(), 41);
+    assert!(lines[1..].iter().all(|l| l.ends_with("\tentailment") || l.ends_with("\tnot_entailment")), "{preds}");
+}
+
+#[test]
+fn majority_baseline_scores_the_most_frequent_training_label() {
+    let Some(glue) = common::glue_dir() else { return };
+    let Some(model) = common::model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = args(&model, &glue, tmp.path().join("wnli"));
+    a.task = Task::Wnli;
+    a.baseline = Some(Baseline::Majority);
+    let results = run(&a).unwrap();
+    let count = |f: &str, label: &str| {
+        std::fs::read_to_string(glue.join("WNLI").join(f)).unwrap().lines().skip(1).filter(|l| l.ends_with(&format!("\t{label}"))).count()
+    };
+    let majority = if count("train.tsv", "1") > count("train.tsv", "0") { "1" } else { "0" };
+    let expected = count("dev.tsv", majority) as f64 / 71.0;
+    assert_eq!(results["eval_accuracy"].as_f64().unwrap(), expected);
+}
