@@ -57,3 +57,22 @@ fn forward_matches_transformers() {
     let train = net.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, true);
     assert!(max_abs_diff(&train, &logits) > 1e-3, "dropout had no effect in training mode");
 }
+
+#[test]
+fn vocab_txt_fallback_tokenises_like_tokenizer_json() {
+    let Some(dir) = common::model_dir() else { return };
+    let g = common::fixture("bert_golden.json");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["vocab.txt", "tokenizer_config.json"] {
+        std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
+    }
+    let enc = TextEncoder::new(load_tokenizer(tmp.path()).unwrap(), 16).unwrap();
+    let texts: Vec<(String, Option<String>)> = serde_json::from_value(g["texts"].clone()).unwrap();
+    let feats = enc.encode(texts.iter().map(|(a, b)| (a.as_str(), b.as_deref()))).unwrap();
+    let ids: Vec<Vec<i64>> = serde_json::from_value(g["input_ids"].clone()).unwrap();
+    assert_eq!(feats.iter().map(|f| f.input_ids.clone()).collect::<Vec<_>>(), ids);
+    // do_lower_case false keeps case, so "WORLD" no longer maps to the lowercase piece.
+    std::fs::write(tmp.path().join("tokenizer_config.json"), br#"{"do_lower_case": false}"#).unwrap();
+    let cased = TextEncoder::new(load_tokenizer(tmp.path()).unwrap(), 16).unwrap();
+    assert_ne!(cased.encode([("Hello WORLD", None)]).unwrap()[0].input_ids, enc.encode([("Hello WORLD", None)]).unwrap()[0].input_ids);
+}

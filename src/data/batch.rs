@@ -87,3 +87,40 @@ impl Labels {
         .to_device(device)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::tokenize::Features;
+
+    #[test]
+    fn epoch_order_is_a_seeded_permutation() {
+        let a = epoch_order(100, 42, 0);
+        assert_eq!(a, epoch_order(100, 42, 0));
+        assert_ne!(a, epoch_order(100, 42, 1));
+        assert_ne!(a, epoch_order(100, 43, 0));
+        let mut s = a.clone();
+        s.sort();
+        assert_eq!(s, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn collate_pads_to_the_longest_in_batch() {
+        let f = |n: usize| Features { input_ids: vec![7; n], token_type_ids: vec![1; n] };
+        let feats = vec![f(3), f(5), f(2)];
+        let b = collate(&feats, &[0, 2], 0, Device::Cpu);
+        assert_eq!(b.input_ids.size(), vec![2, 3]);
+        assert_eq!(Vec::<i64>::try_from(b.attention_mask.flatten(0, -1)).unwrap(), vec![1, 1, 1, 1, 1, 0]);
+        assert_eq!(Vec::<i64>::try_from(b.input_ids.flatten(0, -1)).unwrap(), vec![7, 7, 7, 7, 7, 0]);
+        assert_eq!(Vec::<i64>::try_from(b.token_type_ids.flatten(0, -1)).unwrap(), vec![1, 1, 1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn labels_keep_their_kind() {
+        let l = Labels::from_targets([Some(Target::Score(1.5)), Some(Target::Score(0.5))]).unwrap();
+        assert_eq!(l.gather(&[1], Device::Cpu).kind(), tch::Kind::Float);
+        let l = Labels::from_targets([Some(Target::Class(1)), Some(Target::Class(0))]).unwrap();
+        assert_eq!(Vec::<i64>::try_from(l.gather(&[1, 0], Device::Cpu)).unwrap(), vec![0, 1]);
+        assert!(Labels::from_targets([Some(Target::Class(1)), None]).is_none());
+    }
+}

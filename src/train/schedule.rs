@@ -52,3 +52,34 @@ impl Schedule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_warmup_then_decay_like_transformers() {
+        let s = Schedule::new(SchedulerType::Linear, 10, 0, 0.2);
+        assert_eq!(s.warmup_steps, 2);
+        let f: Vec<f64> = (0..11).map(|k| s.factor(k)).collect();
+        assert_eq!(&f[..3], &[0.0, 0.5, 1.0]);
+        assert!((f[6] - 0.5).abs() < 1e-12);
+        assert_eq!(f[10], 0.0);
+    }
+
+    #[test]
+    fn warmup_steps_override_ratio_and_cosine_ends_at_zero() {
+        let s = Schedule::new(SchedulerType::Cosine, 100, 10, 0.5);
+        assert_eq!(s.warmup_steps, 10);
+        assert!((s.factor(10) - 1.0).abs() < 1e-12);
+        assert!((s.factor(55) - 0.5).abs() < 1e-12);
+        assert!(s.factor(100).abs() < 1e-12);
+        let c = Schedule::new(SchedulerType::Constant, 100, 4, 0.0);
+        assert_eq!((c.factor(2), c.factor(50)), (0.5, 1.0));
+    }
+
+    #[test]
+    fn unknown_scheduler_is_an_error() {
+        assert!("polynomial".parse::<SchedulerType>().unwrap_err().to_string().contains("linear, cosine or constant"));
+    }
+}

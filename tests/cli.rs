@@ -1,0 +1,43 @@
+//! The binary's error path: bad arguments and inputs exit non-zero with a message naming the
+//! problem, never a panic.
+use std::process::Command;
+
+fn finetune(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_finetune")).args(args).env("HF_HUB_OFFLINE", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (out.status.success(), stderr)
+}
+
+#[test]
+fn unknown_task_is_reported() {
+    let (ok, err) = finetune(&["glue", "--task", "squad", "--data-dir", "/tmp", "--output-dir", "/tmp/x"]);
+    assert!(!ok);
+    assert!(err.contains("unknown task `squad`"), "{err}");
+}
+
+#[test]
+fn missing_model_and_bad_device_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (ok, err) = finetune(&["glue", "--task", "rte", "--model", "nobody/nothing", "--data-dir", "/tmp", "--output-dir", out.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("nobody/nothing") && err.contains("finetune fetch"), "{err}");
+    let (ok, err) = finetune(&["glue", "--task", "rte", "--device", "tpu", "--data-dir", "/tmp", "--output-dir", out.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("device `tpu`"), "{err}");
+}
+
+#[test]
+fn missing_data_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), br#"{"vocab_size": 5, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8}"#).unwrap();
+    std::fs::write(model.join("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n").unwrap();
+    let data = tmp.path().join("glue");
+    std::fs::create_dir_all(data.join("RTE")).unwrap();
+    let (ok, err) = finetune(&["glue", "--task", "rte", "--model", model.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--output-dir", tmp.path().join("o").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("RTE/train.tsv"), "{err}");
+}
