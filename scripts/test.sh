@@ -7,4 +7,5 @@ LIBTORCH="$(bash scripts/setup-libtorch.sh)"
 export LIBTORCH
 cargo build --release
 target/release/finetune fetch || echo "WARNING: could not fetch the default model; model tests will skip" >&2
-cargo test --release "$@"
+# --nocapture so the reasons of skipped tests show in the log.
+cargo test --release "$@" -- --nocapture
