@@ -5,11 +5,12 @@ use crate::data::batch::{collate, Labels};
 use crate::data::glue::{self, Task};
 use crate::data::tokenize::{load_tokenizer, TextEncoder};
 use crate::error::{Error, Result};
-use crate::model::{checkpoint, config::BertConfig, heads::SequenceClassifier, hub};
+use crate::model::{checkpoint, config::BertConfig, hub};
 use crate::train::optim::{AdamW, AdamWConfig};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+use tch::Device;
 
 #[derive(Args, Debug)]
 pub struct BenchCli {
@@ -47,9 +48,7 @@ pub fn run(b: BenchCli) -> Result<()> {
     let features = enc.encode(examples.iter().map(|e| (e.text_a.as_str(), e.text_b.as_deref())))?;
     let labels = Labels::from_targets(examples.iter().map(|e| e.target)).expect("labelled split");
     tch::manual_seed(0);
-    let mut vs = tch::nn::VarStore::new(device);
-    let net = SequenceClassifier::new(&vs.root(), &cfg, task.num_labels());
-    checkpoint::load_into(&mut vs, &dir)?;
+    let (vs, net, _) = checkpoint::load_sequence_classifier(&dir, &cfg, task.num_labels(), device)?;
     let mut opt = AdamW::new(&vs, AdamWConfig { learning_rate: 2e-5, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 })?;
     let idx: Vec<usize> = (0..n).collect();
     let mut start = Instant::now();
@@ -85,5 +84,3 @@ pub fn run(b: BenchCli) -> Result<()> {
     );
     Ok(())
 }
-
-use tch::Device;

@@ -4,6 +4,7 @@
 //! accepted with or without the `bert.` prefix; every tensor's shape is checked against the config.
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
+use crate::model::heads::SequenceClassifier;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -99,6 +100,20 @@ pub fn load_into(vs: &mut VarStore, dir: &Path) -> Result<LoadReport> {
     report.unused = weights.into_keys().collect();
     report.unused.sort();
     Ok(report)
+}
+
+/// Builds a `BertForSequenceClassification` with `num_labels` outputs on `device`, seeded by the
+/// caller's `tch::manual_seed`, and fills it from the checkpoint in `dir`.
+pub fn load_sequence_classifier(
+    dir: &Path,
+    cfg: &BertConfig,
+    num_labels: i64,
+    device: tch::Device,
+) -> Result<(VarStore, SequenceClassifier, LoadReport)> {
+    let mut vs = VarStore::new(device);
+    let net = SequenceClassifier::new(&vs.root(), cfg, num_labels);
+    let report = load_into(&mut vs, dir)?;
+    Ok((vs, net, report))
 }
 
 /// Writes all variables as `model.safetensors` (f32, HF names, `format: pt` metadata), atomically.

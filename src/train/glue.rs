@@ -190,9 +190,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     }
 
     tch::manual_seed(args.train.seed as i64);
-    let mut vs = VarStore::new(args.device);
-    let net = SequenceClassifier::new(&vs.root(), &cfg, task.num_labels());
-    let report = checkpoint::load_into(&mut vs, &model_dir)?;
+    let (vs, net, report) = checkpoint::load_sequence_classifier(&model_dir, &cfg, task.num_labels(), args.device)?;
     tracing::info!("loaded {}; newly initialised: {:?}; unused: {} tensors", model_dir.display(), report.newly_initialised, report.unused.len());
     let model = Model { vs, net, cfg, source_dir: model_dir, encoder, task };
 
