@@ -68,7 +68,7 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
         cache().path().display(),
         if offline() { " (unset HF_HUB_OFFLINE to allow downloads)" } else { "" }
     );
-    if offline() || !model.contains('/') && !MIRRORS.iter().any(|m| m.model_id == model) {
+    if offline() {
         return Err(Error::ModelNotFound { model: model.into(), msg: how });
     }
     download_from_hub(model).map_err(|e| Error::ModelNotFound { model: model.into(), msg: format!("{how}; hub download failed: {e}") })
