@@ -23,9 +23,7 @@ fn write_tiny(dir: &Path, cfg: &BertConfig) -> VarStore {
 }
 
 fn load(dir: &Path, cfg: &BertConfig) -> finetune::Result<(VarStore, checkpoint::LoadReport)> {
-    let mut vs = VarStore::new(Device::Cpu);
-    let _ = SequenceClassifier::new(&vs.root(), cfg, 2);
-    let r = checkpoint::load_into(&mut vs, dir)?;
+    let (vs, _, r) = checkpoint::load_sequence_classifier(dir, cfg, 2, Device::Cpu)?;
     Ok((vs, r))
 }
 

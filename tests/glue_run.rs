@@ -82,10 +82,8 @@ fn same_seed_same_bytes_and_model_reloads() {
     let cfg: serde_json::Value = serde_json::from_slice(&read(&a.output_dir, "config.json")).unwrap();
     assert_eq!(cfg["id2label"]["1"], "not_entailment");
     assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
-    let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let bert_cfg = finetune::model::config::BertConfig::from_file(&a.output_dir.join("config.json")).unwrap();
-    let _ = finetune::model::heads::SequenceClassifier::new(&vs.root(), &bert_cfg, 2);
-    let report = finetune::model::checkpoint::load_into(&mut vs, &a.output_dir).unwrap();
+    let (_, _, report) = finetune::model::checkpoint::load_sequence_classifier(&a.output_dir, &bert_cfg, 2, tch::Device::Cpu).unwrap();
     assert!(report.newly_initialised.is_empty(), "{report:?}");
 
     let preds = std::fs::read_to_string(a.output_dir.join("predict_results_rte.txt")).unwrap();

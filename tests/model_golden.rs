@@ -2,8 +2,8 @@
 //! (fixture from tools/make_golden.py), plus tokenisation identical to the HF fast tokenizer.
 mod common;
 use finetune::data::tokenize::{load_tokenizer, TextEncoder};
-use finetune::model::{checkpoint, config::BertConfig, heads::SequenceClassifier};
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use finetune::model::{checkpoint, config::BertConfig};
+use tch::{Device, Kind, Tensor};
 
 fn tensor2(v: &serde_json::Value) -> Tensor {
     let rows: Vec<Vec<f32>> = serde_json::from_value(v.clone()).unwrap();
@@ -29,9 +29,7 @@ fn forward_matches_transformers() {
     }
 
     let cfg = BertConfig::from_file(&dir.join("config.json")).unwrap();
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = SequenceClassifier::new(&vs.root(), &cfg, 3);
-    let report = checkpoint::load_into(&mut vs, &dir).unwrap();
+    let (vs, net, report) = checkpoint::load_sequence_classifier(&dir, &cfg, 3, Device::Cpu).unwrap();
     assert_eq!(report.newly_initialised, vec!["classifier.bias", "classifier.weight"]);
     let mut vars = vs.variables();
     let b: Vec<f32> = serde_json::from_value(g["classifier_bias"].clone()).unwrap();
