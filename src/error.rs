@@ -34,6 +34,12 @@ pub enum Error {
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
 
+    #[error("stopped by a signal after step {step}; checkpoint {checkpoint} written. Resume with the same command plus `--resume auto`")]
+    Interrupted { step: usize, checkpoint: PathBuf },
+
+    #[error("non-finite loss or gradient norm ({value}) at step {step}; lower the learning rate, or pass --skip-nonfinite to skip such steps")]
+    NonFinite { step: usize, value: f64 },
+
     #[error("json {path}: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
 }

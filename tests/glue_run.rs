@@ -6,7 +6,7 @@ use finetune::data::glue::Task;
 use finetune::train::glue::{run, Baseline, GlueArgs};
 use finetune::train::optim::AdamWConfig;
 use finetune::train::schedule::SchedulerType;
-use finetune::train::trainer::TrainArgs;
+use finetune::train::trainer::{SaveStrategy, TrainArgs};
 use std::path::{Path, PathBuf};
 
 /// A GLUE root holding RTE with the first rows of the real files (and a test file from dev).
@@ -44,6 +44,14 @@ fn args(model: &Path, data: &Path, out: PathBuf) -> GlueArgs {
             logging_steps: 1,
             eval_steps: None,
             eval_each_epoch: true,
+            save_strategy: SaveStrategy::No,
+            save_steps: 500,
+            save_total_limit: None,
+            metric_for_best_model: None,
+            greater_is_better: None,
+            early_stopping_patience: None,
+            early_stopping_threshold: 0.0,
+            skip_nonfinite: false,
         },
         baseline: None,
         do_predict: true,
@@ -51,6 +59,7 @@ fn args(model: &Path, data: &Path, out: PathBuf) -> GlueArgs {
         load_best_model_at_end: false,
         max_train_samples: None,
         max_eval_samples: None,
+        resume: None,
     }
 }
 

@@ -63,11 +63,11 @@ pub fn run(b: BenchCli) -> Result<()> {
         }
         let batch = collate(&features, chunk, enc.pad_id, device);
         tokens += batch.input_ids.numel();
-        opt.zero_grad()?;
+        opt.zero_grad();
         let logits = net.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, true);
         net.loss(&logits, &labels.gather(chunk, device)).backward();
         let _ = opt.clip_grad_norm(1.0);
-        opt.step()?;
+        opt.step();
     }
     if let Device::Cuda(_) = device {
         tch::Cuda::synchronize(0);

@@ -8,7 +8,7 @@ use crate::model::hub::DEFAULT_MODEL;
 use crate::train::glue::{Baseline, GlueArgs};
 use crate::train::optim::AdamWConfig;
 use crate::train::schedule::SchedulerType;
-use crate::train::trainer::TrainArgs;
+use crate::train::trainer::{ResumeFrom, SaveStrategy, TrainArgs};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tch::Device;
@@ -110,6 +110,40 @@ pub struct GlueCli {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[command(flatten)]
+    pub checkpointing: CheckpointCli,
+}
+
+/// Checkpointing, resume, best-model selection and early stopping: shared by every training command.
+#[derive(Args, Debug)]
+pub struct CheckpointCli {
+    /// When to write `checkpoint-<step>/`: steps, epoch or no.
+    #[arg(long, default_value = "steps")]
+    pub save_strategy: String,
+    #[arg(long, default_value_t = 500)]
+    pub save_steps: usize,
+    /// Keep only the newest K checkpoints.
+    #[arg(long)]
+    pub save_total_limit: Option<usize>,
+    /// Continue from the newest complete checkpoint in --output-dir (`auto`, the default when the
+    /// flag has no value) or from the given checkpoint directory.
+    #[arg(long, num_args = 0..=1, default_missing_value = "auto", value_name = "auto|DIR")]
+    pub resume: Option<String>,
+    /// Metric that picks the best model and drives early stopping (e.g. accuracy, eval_loss).
+    #[arg(long)]
+    pub metric_for_best_model: Option<String>,
+    /// Whether a larger metric is better (default: true unless the metric is a loss).
+    #[arg(long)]
+    pub greater_is_better: Option<bool>,
+    /// Stop after this many evaluations without improvement.
+    #[arg(long)]
+    pub early_stopping_patience: Option<usize>,
+    /// Minimum improvement that resets the patience counter.
+    #[arg(long, default_value_t = 0.0)]
+    pub early_stopping_threshold: f64,
+    /// Skip (and count) steps whose loss or gradient norm is NaN/inf instead of failing.
+    #[arg(long)]
+    pub skip_nonfinite: bool,
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {
@@ -134,6 +168,8 @@ pub fn parse_device(s: &str) -> Result<Device> {
 impl GlueCli {
     pub fn into_args(self) -> Result<GlueArgs> {
         let task: Task = self.task.parse()?;
+        let c = self.checkpointing;
+        let resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
         Ok(GlueArgs {
             task,
             model_name_or_path: self.model,
@@ -161,6 +197,14 @@ impl GlueCli {
                 logging_steps: self.logging_steps,
                 eval_steps: self.eval_steps,
                 eval_each_epoch: !self.no_eval_each_epoch,
+                save_strategy: c.save_strategy.parse::<SaveStrategy>()?,
+                save_steps: c.save_steps,
+                save_total_limit: c.save_total_limit,
+                metric_for_best_model: c.metric_for_best_model,
+                greater_is_better: c.greater_is_better,
+                early_stopping_patience: c.early_stopping_patience,
+                early_stopping_threshold: c.early_stopping_threshold,
+                skip_nonfinite: c.skip_nonfinite,
             },
             baseline: self.baseline.map(|BaselineArg::Majority| Baseline::Majority),
             do_predict: self.do_predict,
@@ -168,6 +212,7 @@ impl GlueCli {
             load_best_model_at_end: self.load_best_model_at_end,
             max_train_samples: self.max_train_samples,
             max_eval_samples: self.max_eval_samples,
+            resume,
         })
     }
 }
@@ -177,6 +222,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Glue(g) => {
             let args = g.into_args()?;
+            crate::train::interrupt::install().map_err(|e| Error::Invalid(format!("cannot install signal handlers: {e}")))?;
             let results = crate::train::glue::run(&args)?;
             println!("{}", serde_json::to_string_pretty(&results).expect("JSON map serialises"));
             eprintln!("outputs written to {}", args.output_dir.display());

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
 use crate::model::heads::SequenceClassifier;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Kind, Tensor};
 
@@ -30,22 +30,28 @@ fn canonical(name: &str) -> String {
     if is_head { name } else { format!("bert.{name}") }
 }
 
+/// The weights file of a model directory: `model.safetensors`, else `pytorch_model.bin`.
+pub fn weights_file(dir: &Path) -> Result<PathBuf> {
+    ["model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::file(dir, "no model.safetensors or pytorch_model.bin in the model directory"))
+}
+
 /// Reads every tensor of the model directory's weights file, keyed by canonical name.
 pub fn read_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Tensor>)> {
-    let st = dir.join("model.safetensors");
-    let bin = dir.join("pytorch_model.bin");
-    let (path, tensors) = if st.is_file() {
-        (st.clone(), read_safetensors(&st)?)
-    } else if bin.is_file() {
-        let t = Tensor::loadz_multi(&bin).map_err(|e| Error::file(&bin, format!("cannot read PyTorch weights: {e}")))?;
-        (bin, t)
+    let path = weights_file(dir)?;
+    let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
+        read_safetensors(&path)?
     } else {
-        return Err(Error::file(dir, "no model.safetensors or pytorch_model.bin in the model directory"));
+        Tensor::loadz_multi(&path).map_err(|e| Error::file(&path, format!("cannot read PyTorch weights: {e}")))?
     };
     Ok((path, tensors.into_iter().map(|(n, t)| (canonical(&n), t)).collect()))
 }
 
-fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+/// Reads every tensor of a safetensors file.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let bytes = crate::io::read(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::file(path, format!("not a valid safetensors file (truncated or corrupt?): {e:?}")))?;
@@ -74,7 +80,7 @@ fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// Copies checkpoint weights into every variable of `vs`. A variable missing from the checkpoint is
 /// an error unless it may legitimately be new (`may_be_new`); a shape that disagrees with the config
 /// is always an error naming the tensor.
-pub fn load_into(vs: &mut VarStore, dir: &Path) -> Result<LoadReport> {
+pub fn load_into(vs: &VarStore, dir: &Path) -> Result<LoadReport> {
     let (path, mut weights) = read_weights(dir)?;
     let mut report = LoadReport::default();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
@@ -110,26 +116,41 @@ pub fn load_sequence_classifier(
     num_labels: i64,
     device: tch::Device,
 ) -> Result<(VarStore, SequenceClassifier, LoadReport)> {
-    let mut vs = VarStore::new(device);
+    let vs = VarStore::new(device);
     let net = SequenceClassifier::new(&vs.root(), cfg, num_labels);
-    let report = load_into(&mut vs, dir)?;
+    let report = load_into(&vs, dir)?;
     Ok((vs, net, report))
 }
 
 /// Writes all variables as `model.safetensors` (f32, HF names, `format: pt` metadata), atomically.
 pub fn save_safetensors(vs: &VarStore, path: &Path) -> Result<()> {
-    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    let mut data: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::with_capacity(vars.len());
-    for (name, t) in vars {
-        let t = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+    let vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float))).collect();
+    write_safetensors(&vars, path)
+}
+
+/// Writes named tensors (in their own dtype) as a safetensors file, atomically. The file's bytes
+/// depend only on names and values, so equal states give equal files.
+pub fn write_safetensors(named: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let mut data: Vec<(&str, Dtype, Vec<u8>, Vec<usize>)> = Vec::with_capacity(named.len());
+    for (name, t) in named {
+        let t = t.detach().to_device(tch::Device::Cpu).contiguous();
+        let dtype = match t.kind() {
+            Kind::Float => Dtype::F32,
+            Kind::Double => Dtype::F64,
+            Kind::Half => Dtype::F16,
+            Kind::BFloat16 => Dtype::BF16,
+            Kind::Int64 => Dtype::I64,
+            Kind::Int => Dtype::I32,
+            k => return Err(Error::Tensor { path: path.into(), tensor: name.clone(), msg: format!("cannot save dtype {k:?}") }),
+        };
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let mut bytes = vec![0u8; t.numel() * 4];
+        let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
         t.f_copy_data_u8(&mut bytes, t.numel())?;
-        data.push((name, bytes, shape));
+        data.push((name, dtype, bytes, shape));
     }
     let views = data
         .iter()
-        .map(|(n, b, s)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.as_str(), v)))
+        .map(|(n, d, b, s)| TensorView::new(*d, s.clone(), b).map(|v| (*n, v)))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::file(path, format!("cannot serialise: {e:?}")))?;
     let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));

@@ -10,8 +10,7 @@ use crate::model::checkpoint;
 use crate::model::config::BertConfig;
 use crate::model::heads::SequenceClassifier;
 use crate::model::hub;
-use crate::train::log::RunLog;
-use crate::train::trainer::{self, Evaluation, TrainArgs, Workload};
+use crate::train::trainer::{self, Evaluation, ResumeFrom, RunContext, TrainArgs, Workload};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -39,6 +38,7 @@ pub struct GlueArgs {
     pub load_best_model_at_end: bool,
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
+    pub resume: Option<ResumeFrom>,
 }
 
 fn ser_device<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -194,7 +194,19 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     tracing::info!("loaded {}; newly initialised: {:?}; unused: {} tensors", model_dir.display(), report.newly_initialised, report.unused.len());
     let model = Model { vs, net, cfg, source_dir: model_dir, encoder, task };
 
-    let mut log = RunLog::create(&out.join("train_log.jsonl"))?;
+    let run = RunContext {
+        output_dir: out,
+        resume: args.resume.clone(),
+        fingerprint: json!({
+            "command": "glue", "task": task.name(), "model": args.model_name_or_path,
+            "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model.source_dir)?)?,
+            "train_file_sha256": crate::train::resume::file_hash(&tsv("train"))?,
+            "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
+        })
+        .as_object()
+        .cloned()
+        .expect("object literal"),
+    };
     let mut work = GlueWork {
         model: &model,
         train: &train,
@@ -202,10 +214,9 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
         eval_batch_size: args.per_device_eval_batch_size,
         best_dir: out.join("best_model"),
     };
-    let summary = trainer::train(&model.vs, train.examples.len(), &args.train, &mut work, &mut log)?;
-    let mut model = model;
+    let summary = trainer::train(&model.vs, train.examples.len(), &args.train, &mut work, &run)?;
     if args.load_best_model_at_end && summary.best.is_some() {
-        checkpoint::load_into(&mut model.vs, &out.join("best_model"))?;
+        checkpoint::load_into(&model.vs, &out.join("best_model"))?;
     }
 
     results.insert("epoch".into(), json!(summary.epoch));
@@ -227,11 +238,16 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
             write_predictions(&out.join(format!("predict_results_{}{}.txt", task.name(), split.predict_name)), task, &test.examples, &pred)?;
         }
     }
+    let mean_len = train.features.iter().map(|f| f.input_ids.len() as f64).sum::<f64>() / train.features.len().max(1) as f64;
+    let flops = crate::train::cost::bert_train_flops(&model.cfg, task.num_labels(), summary.examples_seen as f64 * mean_len, mean_len);
     crate::io::write_json(&out.join("train_results.json"), &json!({
         "epoch": summary.epoch, "global_step": summary.global_step, "train_loss": summary.train_loss,
         "train_runtime": summary.train_runtime_s, "train_samples_per_second": summary.train_samples_per_second,
         "train_samples": train.examples.len(), "best_step": summary.best.map(|b| b.0),
-        "best_objective": summary.best.map(|b| b.1), "peak_rss_kib": crate::run_info::peak_rss_kib(),
+        "best_objective": summary.best.map(|b| b.1), "early_stopped": summary.early_stopped,
+        "skipped_nonfinite_steps": summary.skipped_nonfinite_steps, "resumed_from": summary.resumed_from,
+        "train_flops_estimate": flops, "train_mean_seq_length": mean_len, "device": format!("{:?}", args.device),
+        "peak_rss_kib": crate::run_info::peak_rss_kib(),
     }))?;
     finish(out, results)
 }

@@ -1,6 +1,9 @@
 //! Training: the optimisation loop, optimizer, LR schedule, run logs and the per-workload jobs.
 pub mod glue;
+pub mod cost;
+pub mod interrupt;
 pub mod log;
 pub mod optim;
+pub mod resume;
 pub mod schedule;
 pub mod trainer;

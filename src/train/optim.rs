@@ -1,8 +1,14 @@
 //! AdamW with decoupled weight decay applied to every weight except biases and LayerNorm weights
 //! (run_glue.py / Trainer's grouping), plus global-norm gradient clipping done on the device
 //! without a host sync, as `torch.nn.utils.clip_grad_norm_` does.
-use crate::error::Result;
-use tch::{nn::VarStore, COptimizer, Kind, Tensor};
+//!
+//! The update is written out here rather than taken from libtorch's `torch::optim::AdamW` because
+//! that object does not expose its moments, and an exact resume needs to save and restore them.
+//! The arithmetic is torch.optim.AdamW's (single-tensor path), op for op.
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{nn::VarStore, Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct AdamWConfig {
@@ -13,9 +19,20 @@ pub struct AdamWConfig {
     pub adam_epsilon: f64,
 }
 
+struct Param {
+    name: String,
+    value: Tensor,
+    decay: bool,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+}
+
 pub struct AdamW {
-    opt: COptimizer,
-    params: Vec<Tensor>,
+    cfg: AdamWConfig,
+    lr: f64,
+    /// Updates applied so far (torch's per-parameter `step`, identical for every parameter here).
+    step: i64,
+    params: Vec<Param>,
 }
 
 /// Biases and LayerNorm weights take no weight decay.
@@ -25,45 +42,113 @@ pub fn decays(name: &str) -> bool {
 
 impl AdamW {
     pub fn new(vs: &VarStore, cfg: AdamWConfig) -> Result<Self> {
-        let mut opt = COptimizer::adamw(cfg.learning_rate, cfg.adam_beta1, cfg.adam_beta2, cfg.weight_decay, cfg.adam_epsilon, false)?;
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        // A fixed parameter order keeps the optimizer's arithmetic identical from run to run.
+        // A fixed parameter order keeps the arithmetic identical from run to run.
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, t) in &named {
-            opt.add_parameters(t, if decays(name) { 0 } else { 1 })?;
+        let params = named
+            .into_iter()
+            .map(|(name, value)| Param {
+                decay: decays(&name),
+                exp_avg: value.zeros_like(),
+                exp_avg_sq: value.zeros_like(),
+                name,
+                value,
+            })
+            .collect();
+        Ok(AdamW { cfg, lr: cfg.learning_rate, step: 0, params })
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            let mut g = p.value.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
         }
-        opt.set_weight_decay_group(0, cfg.weight_decay)?;
-        opt.set_weight_decay_group(1, 0.0)?;
-        Ok(AdamW { opt, params: named.into_iter().map(|(_, t)| t).collect() })
     }
 
-    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
-        Ok(self.opt.set_learning_rate(lr)?)
-    }
-
-    pub fn zero_grad(&mut self) -> Result<()> {
-        Ok(self.opt.zero_grad()?)
-    }
-
-    pub fn step(&mut self) -> Result<()> {
-        Ok(self.opt.step()?)
+    pub fn step(&mut self) {
+        self.step += 1;
+        let (b1, b2) = (self.cfg.adam_beta1, self.cfg.adam_beta2);
+        let bias_correction1 = 1.0 - b1.powi(self.step as i32);
+        let bias_correction2_sqrt = (1.0 - b2.powi(self.step as i32)).sqrt();
+        let step_size = self.lr / bias_correction1;
+        tch::no_grad(|| {
+            for p in &mut self.params {
+                let grad = p.value.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                if p.decay && self.cfg.weight_decay != 0.0 {
+                    let _ = p.value.g_mul_scalar_(1.0 - self.lr * self.cfg.weight_decay);
+                }
+                let _ = p.exp_avg.lerp_(&grad, 1.0 - b1);
+                let _ = p.exp_avg_sq.g_mul_scalar_(b2).addcmul_(&grad, &(&grad * (1.0 - b2)));
+                let denom = (p.exp_avg_sq.sqrt() / bias_correction2_sqrt) + self.cfg.adam_epsilon;
+                let _ = p.value.addcdiv_(&(&p.exp_avg * -step_size), &denom);
+            }
+        });
     }
 
     /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before
     /// clipping as a 0-d device tensor (read it only when logging, to avoid syncs).
     pub fn clip_grad_norm(&self, max_norm: f64) -> Tensor {
         tch::no_grad(|| {
-            let norms: Vec<Tensor> =
-                self.params.iter().map(|p| p.grad()).filter(|g| g.defined()).map(|g| g.norm().to_kind(Kind::Float)).collect();
+            let norms: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|p| p.value.grad())
+                .filter(|g| g.defined())
+                .map(|g| g.norm().to_kind(Kind::Float))
+                .collect();
             let total = Tensor::stack(&norms, 0).norm();
             let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
             for p in &self.params {
-                let mut g = p.grad();
+                let mut g = p.value.grad();
                 if g.defined() {
                     let _ = g.g_mul_(&coef);
                 }
             }
             total
         })
+    }
+
+    /// Writes the moments and step count as safetensors (`exp_avg.<param>`, `exp_avg_sq.<param>`,
+    /// `step`).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = vec![("step".into(), Tensor::from_slice(&[self.step]))];
+        for p in &self.params {
+            named.push((format!("exp_avg.{}", p.name), p.exp_avg.shallow_clone()));
+            named.push((format!("exp_avg_sq.{}", p.name), p.exp_avg_sq.shallow_clone()));
+        }
+        crate::model::checkpoint::write_safetensors(&named, path)
+    }
+
+    /// Restores what `save` wrote; every parameter must be present with its shape.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let mut tensors: HashMap<String, Tensor> = crate::model::checkpoint::read_safetensors(path)?.into_iter().collect();
+        let mut take = |key: String, like: &Tensor| -> Result<Tensor> {
+            let bad = |msg: String| Error::Tensor { path: path.into(), tensor: key.clone(), msg };
+            let t = tensors.remove(&key).ok_or_else(|| bad("missing from the optimizer state".into()))?;
+            if t.size() != like.size() {
+                return Err(bad(format!("shape {:?}, but the parameter has {:?}", t.size(), like.size())));
+            }
+            Ok(t.to_kind(like.kind()).to_device(like.device()))
+        };
+        let step = take("step".into(), &Tensor::from_slice(&[0i64]))?;
+        for p in &mut self.params {
+            let m = take(format!("exp_avg.{}", p.name), &p.exp_avg)?;
+            let v = take(format!("exp_avg_sq.{}", p.name), &p.exp_avg_sq)?;
+            tch::no_grad(|| {
+                p.exp_avg.copy_(&m);
+                p.exp_avg_sq.copy_(&v);
+            });
+        }
+        self.step = step.int64_value(&[0]);
+        Ok(())
     }
 }

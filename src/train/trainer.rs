@@ -1,16 +1,56 @@
 //! The training loop shared by every workload: seeded epoch order, gradient accumulation, AdamW,
-//! clipping, LR schedule, periodic logging (JSONL + progress bar) and evaluation with best-metric
-//! tracking. The workload supplies two closures: the loss of a micro-batch given example indices,
-//! and an evaluation returning metrics plus the value to maximise.
+//! clipping, LR schedule, periodic logging (JSONL + progress bar), evaluation with best-metric
+//! tracking and early stopping, checkpoints with exact resume, and a clean stop on SIGINT/SIGTERM.
+//! The workload supplies the loss of a micro-batch given example indices, and an evaluation
+//! returning metrics plus the value to maximise.
 use crate::data::batch::epoch_order;
 use crate::error::{Error, Result};
 use crate::train::log::RunLog;
 use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::resume::{self, TrainerState};
 use crate::train::schedule::{Schedule, SchedulerType};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Instant;
-use tch::{nn::VarStore, Tensor};
+use tch::{nn::VarStore, Kind, Tensor};
+
+/// When checkpoints are written (HF's `save_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaveStrategy {
+    Steps,
+    Epoch,
+    No,
+}
+
+impl FromStr for SaveStrategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "steps" => Ok(SaveStrategy::Steps),
+            "epoch" => Ok(SaveStrategy::Epoch),
+            "no" => Ok(SaveStrategy::No),
+            _ => Err(Error::Invalid(format!("save_strategy `{s}`; expected steps, epoch or no"))),
+        }
+    }
+}
+
+/// Where a run restarts from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum ResumeFrom {
+    /// The newest complete checkpoint in the output directory, if any.
+    Auto,
+    Dir(PathBuf),
+}
+
+impl FromStr for ResumeFrom {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(if s == "auto" { ResumeFrom::Auto } else { ResumeFrom::Dir(PathBuf::from(s)) })
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainArgs {
@@ -29,6 +69,28 @@ pub struct TrainArgs {
     /// Evaluate every N optimizer steps (in addition to `eval_each_epoch`).
     pub eval_steps: Option<usize>,
     pub eval_each_epoch: bool,
+    pub save_strategy: SaveStrategy,
+    pub save_steps: usize,
+    /// Keep at most this many checkpoints (oldest deleted first).
+    pub save_total_limit: Option<usize>,
+    /// Metric that picks the best model and drives early stopping (`eval_` prefix optional);
+    /// default: the workload's main metric.
+    pub metric_for_best_model: Option<String>,
+    /// Default: true, except for metrics whose name ends in `loss`.
+    pub greater_is_better: Option<bool>,
+    /// Stop after this many evaluations without an improvement larger than the threshold.
+    pub early_stopping_patience: Option<usize>,
+    pub early_stopping_threshold: f64,
+    /// Skip (and count) steps whose loss or gradient norm is NaN/inf instead of failing.
+    pub skip_nonfinite: bool,
+}
+
+/// Where a run keeps its files, and what identifies it for a resume.
+pub struct RunContext<'a> {
+    pub output_dir: &'a Path,
+    pub resume: Option<ResumeFrom>,
+    /// Workload facts a checkpoint must agree with (model, task, data hashes, sequence length).
+    pub fingerprint: Map<String, Value>,
 }
 
 /// Metrics of one evaluation and the number to maximise when picking the best model.
@@ -43,7 +105,12 @@ pub struct TrainSummary {
     pub train_loss: f64,
     pub train_runtime_s: f64,
     pub train_samples_per_second: f64,
+    /// Examples trained on, across resumes.
+    pub examples_seen: usize,
     pub best: Option<(usize, f64)>,
+    pub early_stopped: bool,
+    pub skipped_nonfinite_steps: usize,
+    pub resumed_from: Option<PathBuf>,
 }
 
 /// Hooks a workload gives the loop.
@@ -80,21 +147,129 @@ impl TrainArgs {
         if self.max_steps.is_none() && !(self.num_train_epochs > 0.0) {
             return bad("num_train_epochs must be positive (or give max_steps)");
         }
+        if self.save_strategy == SaveStrategy::Steps && self.save_steps == 0 {
+            return bad("save_steps must be positive with save_strategy steps");
+        }
+        if self.early_stopping_patience.is_some() && self.eval_steps.is_none() && !self.eval_each_epoch {
+            return bad("early stopping needs evaluations: give eval_steps or keep the per-epoch evaluation");
+        }
         Ok(())
+    }
+
+    /// What a checkpoint must agree with to be resumed by this run.
+    fn fingerprint(&self, n_examples: usize, workload: &Map<String, Value>) -> Value {
+        let mut m = workload.clone();
+        let o = &self.optim;
+        for (k, v) in [
+            ("train_examples", json!(n_examples)),
+            ("total_steps", json!(self.total_steps(n_examples))),
+            ("learning_rate", json!(o.learning_rate)),
+            ("weight_decay", json!(o.weight_decay)),
+            ("adam_beta1", json!(o.adam_beta1)),
+            ("adam_beta2", json!(o.adam_beta2)),
+            ("adam_epsilon", json!(o.adam_epsilon)),
+            ("lr_scheduler_type", json!(self.lr_scheduler_type)),
+            ("warmup_steps", json!(self.warmup_steps)),
+            ("warmup_ratio", json!(self.warmup_ratio)),
+            ("max_grad_norm", json!(self.max_grad_norm)),
+            ("per_device_train_batch_size", json!(self.per_device_train_batch_size)),
+            ("gradient_accumulation_steps", json!(self.gradient_accumulation_steps)),
+            ("seed", json!(self.seed)),
+        ] {
+            m.insert(k.into(), v);
+        }
+        Value::Object(m)
+    }
+
+    /// The number to maximise from an evaluation.
+    fn objective(&self, eval: &Evaluation) -> Result<f64> {
+        let Some(name) = &self.metric_for_best_model else { return Ok(eval.objective) };
+        let key = if name.starts_with("eval_") { name.clone() } else { format!("eval_{name}") };
+        let v = eval.metrics.get(&key).and_then(Value::as_f64).ok_or_else(|| {
+            let have: Vec<&str> = eval.metrics.keys().map(String::as_str).collect();
+            Error::Invalid(format!("metric_for_best_model `{name}`: the evaluation reports no `{key}` (it has {})", have.join(", ")))
+        })?;
+        Ok(if self.greater_is_better.unwrap_or(!key.ends_with("loss")) { v } else { -v })
+    }
+
+    fn should_save(&self, step: usize, at_epoch_end: bool) -> bool {
+        match self.save_strategy {
+            SaveStrategy::Steps => step % self.save_steps == 0,
+            SaveStrategy::Epoch => at_epoch_end,
+            SaveStrategy::No => false,
+        }
     }
 }
 
-pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn Workload, log: &mut RunLog) -> Result<TrainSummary> {
+/// The dropout generator's seed for optimizer step `step`: reseeding every step makes the random
+/// stream a function of (seed, step), so a resumed run needs no generator state.
+fn step_seed(seed: u64, step: usize) -> i64 {
+    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9)) as i64 & i64::MAX
+}
+
+/// Loads a checkpoint into the model and optimizer; returns the loop state it holds.
+fn restore(dir: &Path, vs: &VarStore, opt: &mut AdamW, fingerprint: &Value) -> Result<TrainerState> {
+    resume::check_fingerprint(dir, fingerprint)?;
+    let report = crate::model::checkpoint::load_into(vs, dir)?;
+    if !report.newly_initialised.is_empty() {
+        return Err(Error::file(dir, format!("checkpoint lacks weights {:?}", report.newly_initialised)));
+    }
+    opt.load(&dir.join(resume::OPTIMIZER_FILE))?;
+    let path = dir.join(resume::STATE_FILE);
+    serde_json::from_slice(&crate::io::read(&path)?).map_err(|e| Error::Json { path, source: e })
+}
+
+fn save_checkpoint(out: &Path, vs: &VarStore, opt: &AdamW, st: &TrainerState, fingerprint: &Value, limit: Option<usize>) -> Result<PathBuf> {
+    let dir = resume::save(out, st.global_step, |tmp| {
+        crate::model::checkpoint::save_safetensors(vs, &tmp.join(resume::MODEL_FILE))?;
+        opt.save(&tmp.join(resume::OPTIMIZER_FILE))?;
+        crate::io::write_json(&tmp.join(resume::STATE_FILE), st)?;
+        crate::io::write_json(&tmp.join(resume::FINGERPRINT_FILE), fingerprint)
+    })?;
+    if let Some(k) = limit {
+        resume::rotate(out, k)?;
+    }
+    Ok(dir)
+}
+
+pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn Workload, run: &RunContext) -> Result<TrainSummary> {
     args.validate()?;
     if n_examples == 0 {
         return Err(Error::Invalid("no training examples".into()));
     }
+    let out = run.output_dir;
     let mut opt = AdamW::new(vs, args.optim)?;
     let total = args.total_steps(n_examples);
     let steps_per_epoch = args.steps_per_epoch(n_examples);
     let schedule = Schedule::new(args.lr_scheduler_type, total, args.warmup_steps, args.warmup_ratio);
     let micro = args.per_device_train_batch_size;
     let accum = args.gradient_accumulation_steps;
+    let fingerprint = args.fingerprint(n_examples, &run.fingerprint);
+
+    let resumed_from = match &run.resume {
+        None => None,
+        Some(ResumeFrom::Auto) => {
+            let found = resume::latest_complete(out);
+            if found.is_none() {
+                tracing::info!("--resume auto: no complete checkpoint in {}; starting from scratch", out.display());
+            }
+            found
+        }
+        Some(ResumeFrom::Dir(d)) => {
+            resume::validate(d).map_err(|why| Error::file(d, format!("cannot resume: {why}")))?;
+            Some(d.clone())
+        }
+    };
+    let log_path = out.join("train_log.jsonl");
+    let (mut st, mut log) = match &resumed_from {
+        Some(dir) => {
+            let st = restore(dir, vs, &mut opt, &fingerprint)?;
+            tracing::info!("resuming from {} at step {}", dir.display(), st.global_step);
+            let log = RunLog::resume(&log_path, st.log_offset)?;
+            (st, log)
+        }
+        None => (TrainerState::default(), RunLog::create(&log_path)?),
+    };
 
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -102,74 +277,87 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             .expect("static template")
             .progress_chars("=> "),
     );
+    bar.set_position(st.global_step as u64);
     let start = Instant::now();
-    let mut step = 0usize;
-    let mut epoch = 0usize;
-    let mut interval_loss = Tensor::zeros([], (tch::Kind::Float, vs.device()));
-    let mut interval_steps = 0usize;
-    let mut interval_examples = 0usize;
+    let device = vs.device();
+    let mut interval_loss = Tensor::from(st.interval_loss as f32).to_device(device);
     let mut interval_start = Instant::now();
-    let mut loss_sum = 0.0;
-    let mut best: Option<(usize, f64)> = None;
-    let mut examples_seen = 0usize;
+    let mut session_examples = 0usize;
+    let mut early_stopped = false;
+    let mut epoch = st.global_step / steps_per_epoch;
 
-    'outer: while step < total {
+    'outer: while st.global_step < total {
         let order = epoch_order(n_examples, args.seed, epoch);
         let batches: Vec<&[usize]> = order.chunks(micro).collect();
+        let done_in_epoch = st.global_step - epoch * steps_per_epoch;
         // Trailing micro-batches that cannot fill an accumulation group are dropped, as Trainer does.
-        for group in batches.chunks(accum).take(steps_per_epoch) {
-            opt.zero_grad()?;
+        for group in batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch) {
+            let step = st.global_step;
+            tch::manual_seed(step_seed(args.seed, step));
+            opt.zero_grad();
             let n_group: usize = group.iter().map(|b| b.len()).sum();
+            let mut step_loss = Tensor::zeros([], (Kind::Float, device));
             for b in group {
                 let loss = work.loss(b)?;
                 // Weight each micro-batch by its share of examples so the step sees the group mean.
-                let scaled = &loss * (b.len() as f64 / n_group as f64);
-                scaled.backward();
-                interval_loss += loss.detach() * (b.len() as f64 / n_group as f64);
+                let w = b.len() as f64 / n_group as f64;
+                (&loss * w).backward();
+                step_loss += loss.detach().to_kind(Kind::Float) * w;
             }
             let grad_norm = opt.clip_grad_norm(args.max_grad_norm);
+            // One host sync per step: a NaN must stop (or skip) the update before it lands.
+            let finite = bool::try_from(step_loss.isfinite().logical_and(&grad_norm.isfinite()))?;
             let lr = args.optim.learning_rate * schedule.factor(step);
-            opt.set_lr(lr)?;
-            opt.step()?;
-            step += 1;
-            interval_steps += 1;
-            interval_examples += n_group;
-            examples_seen += n_group;
+            if finite {
+                opt.set_lr(lr);
+                opt.step();
+                interval_loss += &step_loss;
+                st.interval_steps += 1;
+            } else if args.skip_nonfinite {
+                st.skipped_nonfinite_steps += 1;
+                tracing::warn!("step {}: non-finite loss or gradient; step skipped ({} so far)", step + 1, st.skipped_nonfinite_steps);
+            } else {
+                let value = if step_loss.double_value(&[]).is_finite() { grad_norm.double_value(&[]) } else { step_loss.double_value(&[]) };
+                return Err(Error::NonFinite { step: step + 1, value });
+            }
+            st.global_step += 1;
+            let step = st.global_step;
+            st.interval_examples += n_group;
+            st.examples_seen += n_group;
+            session_examples += n_group;
             bar.inc(1);
-            let epoch_f = epoch as f64 + (step - epoch * steps_per_epoch) as f64 / steps_per_epoch as f64;
+            st.epoch = round4(step as f64 / steps_per_epoch as f64);
             if step % args.logging_steps.max(1) == 0 || step == total {
-                let mean = interval_loss.double_value(&[]) / interval_steps as f64;
-                loss_sum += mean * interval_steps as f64;
+                let mean = interval_loss.double_value(&[]) / st.interval_steps.max(1) as f64;
+                st.loss_sum += interval_loss.double_value(&[]);
                 let secs = interval_start.elapsed().as_secs_f64();
-                let eps = interval_examples as f64 / secs.max(1e-9);
+                let eps = st.interval_examples as f64 / secs.max(1e-9);
                 bar.set_message(format!("loss {mean:.4} lr {lr:.2e} {eps:.1} ex/s"));
                 log.record(json!({
-                    "step": step, "epoch": round4(epoch_f), "loss": mean, "learning_rate": lr,
+                    "step": step, "epoch": st.epoch, "loss": mean, "learning_rate": lr,
                     "grad_norm": grad_norm.double_value(&[]), "train_examples_per_second": eps,
                 }))?;
                 interval_loss = interval_loss.zero_();
-                interval_steps = 0;
-                interval_examples = 0;
+                st.interval_steps = 0;
+                st.interval_examples = 0;
                 interval_start = Instant::now();
             }
             let at_epoch_end = step % steps_per_epoch == 0 || step == total;
             if args.eval_steps.is_some_and(|n| step % n == 0) || (args.eval_each_epoch && at_epoch_end) {
-                bar.suspend(|| -> Result<()> {
-                    let eval = work.evaluate()?;
-                    let mut rec = eval.metrics.clone();
-                    rec.insert("step".into(), json!(step));
-                    rec.insert("epoch".into(), json!(round4(epoch_f)));
-                    let rec = Value::Object(rec);
-                    tracing::info!("step {step}: {rec}");
-                    log.record(rec)?;
-                    if best.is_none_or(|(_, b)| eval.objective > b) {
-                        best = Some((step, eval.objective));
-                        work.on_best(step, &eval)?;
-                    }
-                    Ok(())
-                })?;
+                early_stopped = bar.suspend(|| evaluate(args, work, &mut st, &mut log))?;
             }
-            if step >= total {
+            let interrupted = crate::train::interrupt::requested();
+            let mut last_saved = None;
+            if args.should_save(step, at_epoch_end) || interrupted {
+                st.interval_loss = interval_loss.double_value(&[]);
+                st.log_offset = log.offset()?;
+                last_saved = Some(bar.suspend(|| save_checkpoint(out, vs, &opt, &st, &fingerprint, args.save_total_limit))?);
+            }
+            if let Some(checkpoint) = last_saved.take().filter(|_| interrupted) {
+                bar.abandon();
+                return Err(Error::Interrupted { step, checkpoint });
+            }
+            if early_stopped || step >= total {
                 break 'outer;
             }
         }
@@ -177,14 +365,46 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     }
     bar.finish_and_clear();
     let runtime = start.elapsed().as_secs_f64();
+    let steps_done = st.global_step - st.skipped_nonfinite_steps;
     Ok(TrainSummary {
-        global_step: step,
-        epoch: round4(step as f64 / steps_per_epoch as f64),
-        train_loss: loss_sum / step.max(1) as f64,
+        global_step: st.global_step,
+        epoch: round4(st.global_step as f64 / steps_per_epoch as f64),
+        train_loss: st.loss_sum / steps_done.max(1) as f64,
         train_runtime_s: runtime,
-        train_samples_per_second: examples_seen as f64 / runtime,
-        best,
+        train_samples_per_second: session_examples as f64 / runtime,
+        examples_seen: st.examples_seen,
+        best: st.best_step.zip(st.best_objective),
+        early_stopped,
+        skipped_nonfinite_steps: st.skipped_nonfinite_steps,
+        resumed_from,
     })
+}
+
+/// Runs an evaluation, logs it, tracks the best model and the early-stopping patience (HF's
+/// EarlyStoppingCallback rule: an improvement must beat the best by more than the threshold);
+/// returns whether training should stop.
+fn evaluate(args: &TrainArgs, work: &mut dyn Workload, st: &mut TrainerState, log: &mut RunLog) -> Result<bool> {
+    let eval = work.evaluate()?;
+    let objective = args.objective(&eval)?;
+    let mut rec = eval.metrics.clone();
+    rec.insert("step".into(), json!(st.global_step));
+    rec.insert("epoch".into(), json!(st.epoch));
+    let rec = Value::Object(rec);
+    tracing::info!("step {}: {rec}", st.global_step);
+    log.record(rec.clone())?;
+    st.log_history.push(rec);
+    let improved_enough = st.best_objective.is_none_or(|b| objective > b && objective - b > args.early_stopping_threshold);
+    st.patience_counter = if improved_enough { 0 } else { st.patience_counter + 1 };
+    if st.best_objective.is_none_or(|b| objective > b) {
+        st.best_step = Some(st.global_step);
+        st.best_objective = Some(objective);
+        work.on_best(st.global_step, &eval)?;
+    }
+    let stop = args.early_stopping_patience.is_some_and(|p| st.patience_counter >= p);
+    if stop {
+        tracing::info!("early stopping at step {}: {} evaluations without improvement", st.global_step, st.patience_counter);
+    }
+    Ok(stop)
 }
 
 /// Epoch fractions are reported to 4 decimals, as Trainer does.
