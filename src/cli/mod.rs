@@ -31,6 +31,39 @@ pub enum Command {
     },
     /// Time training steps on real task batches (see bench/train_step.py for the PyTorch side).
     Bench(bench::BenchCli),
+    /// Leaderboard table of finished runs: mean ± std over seeds, references, baselines, GLUE means.
+    Report(ReportCli),
+    /// Paired bootstrap of the dev-set score difference between two runs.
+    Compare(CompareCli),
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportCli {
+    /// Run directories, or parents searched recursively for runs.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+    /// Write here (charts go beside it) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareCli {
+    pub run_a: PathBuf,
+    pub run_b: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -38,11 +71,19 @@ pub enum BaselineArg {
     Majority,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct GlueCli {
-    /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (case and dashes ignored).
+    /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (case and dashes ignored), or
+    /// `all`: every task whose files are in --data-dir, each in <output-dir>/<task>/.
     #[arg(long)]
     pub task: String,
+    /// Run once per seed into <output-dir>/seed-<n>/ and summarise (e.g. 42,43,44); finished
+    /// seeds are skipped on a re-run.
+    #[arg(long, value_delimiter = ',', conflicts_with = "num_seeds")]
+    pub seeds: Option<Vec<u64>>,
+    /// Shorthand for --seeds <seed>,<seed+1>,...
+    #[arg(long)]
+    pub num_seeds: Option<u64>,
     /// Model directory or Hugging Face hub id.
     #[arg(long = "model", alias = "model-name-or-path", default_value = DEFAULT_MODEL)]
     pub model: String,
@@ -115,7 +156,7 @@ pub struct GlueCli {
 }
 
 /// Checkpointing, resume, best-model selection and early stopping: shared by every training command.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct CheckpointCli {
     /// When to write `checkpoint-<step>/`: steps, epoch or no.
     #[arg(long, default_value = "steps")]
@@ -166,8 +207,12 @@ pub fn parse_device(s: &str) -> Result<Device> {
 }
 
 impl GlueCli {
-    pub fn into_args(self) -> Result<GlueArgs> {
-        let task: Task = self.task.parse()?;
+    /// The seeds of a sweep, or `None` for a single run.
+    fn sweep_seeds(&self) -> Option<Vec<u64>> {
+        self.seeds.clone().or_else(|| self.num_seeds.map(|n| (self.seed..self.seed + n).collect()))
+    }
+
+    pub fn into_args(self, task: Task) -> Result<GlueArgs> {
         let c = self.checkpointing;
         let resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
         Ok(GlueArgs {
@@ -221,11 +266,75 @@ impl GlueCli {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Glue(g) => {
-            let args = g.into_args()?;
             crate::train::interrupt::install().map_err(|e| Error::Invalid(format!("cannot install signal handlers: {e}")))?;
-            let results = crate::train::glue::run(&args)?;
-            println!("{}", serde_json::to_string_pretty(&results).expect("JSON map serialises"));
-            eprintln!("outputs written to {}", args.output_dir.display());
+            let tasks: Vec<(Task, PathBuf)> = if g.task.eq_ignore_ascii_case("all") {
+                let (present, missing): (Vec<Task>, Vec<Task>) = Task::ALL.into_iter().partition(|t| t.has_data(&g.data_dir));
+                if !missing.is_empty() {
+                    let names: Vec<&str> = missing.iter().map(|t| t.name()).collect();
+                    eprintln!("--task all: no data in {} for {}; skipped", g.data_dir.display(), names.join(", "));
+                }
+                if present.is_empty() {
+                    return Err(Error::file(&g.data_dir, "no GLUE task's train and dev files found"));
+                }
+                present.into_iter().map(|t| (t, g.output_dir.join(t.name()))).collect()
+            } else {
+                vec![(g.task.parse()?, g.output_dir.clone())]
+            };
+            let seeds = g.sweep_seeds();
+            for (task, out) in tasks {
+                let mut args = GlueCli { output_dir: out.clone(), ..g.clone() }.into_args(task)?;
+                let results = match &seeds {
+                    None => serde_json::to_value(crate::train::glue::run(&args)?).expect("JSON map serialises"),
+                    Some(seeds) => crate::train::sweep::sweep(&out, seeds, |seed, dir| {
+                        args.train.seed = seed;
+                        args.output_dir = dir.into();
+                        args.resume = Some(args.resume.clone().unwrap_or(ResumeFrom::Auto));
+                        crate::train::glue::run(&args).map(|_| ())
+                    })?,
+                };
+                println!("{}", serde_json::to_string_pretty(&results).expect("JSON serialises"));
+                eprintln!("{}: outputs written to {}", task.name(), out.display());
+            }
+        }
+        Command::Report(r) => {
+            let runs = crate::eval::report::discover(&r.paths)?;
+            if runs.is_empty() {
+                return Err(Error::Invalid("no finished runs (directories with eval_results.json and run_config.json) found".into()));
+            }
+            let base = r.out.as_deref().and_then(|p| p.parent()).map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
+            let report = crate::eval::report::build(&runs, base)?;
+            let text = match r.format {
+                ReportFormat::Md => crate::eval::report::markdown(&report, base),
+                ReportFormat::Html => crate::eval::report::html(&report)?,
+                ReportFormat::Json => serde_json::to_string_pretty(&crate::eval::report::json(&report)).expect("JSON serialises") + "\n",
+            };
+            match &r.out {
+                Some(p) => {
+                    crate::io::write_atomic(p, text.as_bytes())?;
+                    eprintln!("report of {} run(s) written to {}", runs.len(), p.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        Command::Compare(c) => {
+            let cmp = crate::eval::compare::compare(&c.run_a, &c.run_b, c.resamples, c.seed)?;
+            let b = &cmp.bootstrap;
+            println!("{} on {} dev examples (task score, %):", cmp.task, cmp.examples);
+            println!("  A {:>8.2}  {}", cmp.score_a, c.run_a.display());
+            println!("  B {:>8.2}  {}", cmp.score_b, c.run_b.display());
+            println!(
+                "  B − A = {:+.2} points, 95% CI [{:+.2}, {:+.2}] (paired bootstrap, {} resamples, seed {}); P(B not better) = {:.3}",
+                b.observed, b.ci_low, b.ci_high, b.resamples, b.seed, b.p_b_not_better
+            );
+            let verdict = if b.ci_low > 0.0 {
+                "B is better beyond resampling noise"
+            } else if b.ci_high < 0.0 {
+                "A is better beyond resampling noise"
+            } else {
+                "the interval contains 0: no reliable difference"
+            };
+            println!("  {verdict}");
+            println!("{}", serde_json::to_string(&cmp).expect("JSON serialises"));
         }
         Command::Fetch { model } => {
             let dir = crate::model::hub::fetch(&model)?;

@@ -160,6 +160,12 @@ impl Task {
         }
     }
 
+    /// Whether `data_dir` holds this task's training and evaluation files.
+    pub fn has_data(self, data_dir: &Path) -> bool {
+        let dir = data_dir.join(self.dir_name());
+        ["train"].iter().chain(self.eval_splits().iter().map(|s| &s.file)).all(|f| dir.join(format!("{f}.tsv")).is_file())
+    }
+
     pub fn task_dir(self, data_dir: &Path) -> PathBuf {
         let dir = data_dir.join(self.dir_name());
         // Accept either the GLUE root or the task folder itself.

@@ -1,3 +1,8 @@
-//! Evaluation: official metrics and task scoring.
+//! Evaluation: official metrics, task scoring, statistics over runs, reports, comparisons, charts.
+pub mod compare;
 pub mod glue;
 pub mod metrics;
+pub mod plots;
+pub mod references;
+pub mod report;
+pub mod stats;

@@ -179,15 +179,10 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
         "train_examples": train.examples.len(), "environment": env,
     }))?;
 
-    let mut results = Map::new();
     if let Some(Baseline::Majority) = args.baseline {
-        for (split, data) in &evals {
-            let pred = majority(train.labels.as_ref().expect("labelled"), data.examples.len());
-            insert_prefixed(&mut results, &score(task, &pred, data.labels.as_ref().expect("labelled")), split.key_suffix);
-            results.insert(format!("eval_samples{}", split.key_suffix), json!(data.examples.len()));
-        }
-        return finish(out, results);
+        return finish(out, majority_baseline(task, &args.data_dir, args.max_train_samples, args.max_eval_samples)?);
     }
+    let mut results = Map::new();
 
     tch::manual_seed(args.train.seed as i64);
     let (vs, net, report) = checkpoint::load_sequence_classifier(&model_dir, &cfg, task.num_labels(), args.device)?;
@@ -249,6 +244,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
         "train_flops_estimate": flops, "train_mean_seq_length": mean_len, "device": format!("{:?}", args.device),
         "peak_rss_kib": crate::run_info::peak_rss_kib(),
     }))?;
+    crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("{} seed {}", task.name(), args.train.seed))?;
     finish(out, results)
 }
 
@@ -261,6 +257,25 @@ fn finish(out: &Path, results: Map<String, Value>) -> Result<Map<String, Value>>
     };
     crate::io::write_json(&out.join("eval_results.json"), &sorted)?;
     Ok(sorted)
+}
+
+/// Scores of the majority-class predictor on the task's dev split(s), with run_glue key names.
+pub fn majority_baseline(task: Task, data_dir: &Path, max_train: Option<usize>, max_eval: Option<usize>) -> Result<Map<String, Value>> {
+    let dir = task.task_dir(data_dir);
+    let labels = |file: &str, limit: Option<usize>| -> Result<Labels> {
+        let path = dir.join(format!("{file}.tsv"));
+        let mut ex = glue::read_labelled(task, &path)?;
+        ex.truncate(limit.unwrap_or(usize::MAX));
+        Labels::from_targets(ex.iter().map(|e| e.target)).ok_or_else(|| Error::file(&path, "labels mix classes and scores"))
+    };
+    let train = labels("train", max_train)?;
+    let mut results = Map::new();
+    for split in task.eval_splits() {
+        let gold = labels(split.file, max_eval)?;
+        insert_prefixed(&mut results, &score(task, &majority(&train, gold.len()), &gold), split.key_suffix);
+        results.insert(format!("eval_samples{}", split.key_suffix), json!(gold.len()));
+    }
+    Ok(results)
 }
 
 /// Constant predictions: the most frequent training class (lowest id on ties), or the mean score.

@@ -6,4 +6,5 @@ pub mod log;
 pub mod optim;
 pub mod resume;
 pub mod schedule;
+pub mod sweep;
 pub mod trainer;
