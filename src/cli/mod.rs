@@ -35,6 +35,97 @@ pub enum Command {
     Report(ReportCli),
     /// Paired bootstrap of the dev-set score difference between two runs.
     Compare(CompareCli),
+    /// Predict with a fine-tuned model: JSONL/TSV/GLUE inputs in, JSONL predictions out.
+    Predict(PredictCli),
+    /// Serve a fine-tuned model over HTTP with dynamic batching.
+    Serve(ServeCli),
+    /// Load-test the server on loopback: requests/s and latency, batched vs batch size 1.
+    BenchServe(BenchServeCli),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelCli {
+    /// Fine-tuned model directory (a `finetune glue` output directory, or its best_model/).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Default: the value the model was trained with (from run_config.json), else 128.
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelCli {
+    fn load(&self) -> Result<crate::infer::Classifier> {
+        crate::infer::Classifier::load(&self.model, self.max_seq_length, parse_device(&self.device)?)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PredictCli {
+    #[command(flatten)]
+    pub model: ModelCli,
+    /// JSONL with `text` (+ `text_pair`), TSV with those columns, or a GLUE file of the model's task.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// JSONL predictions (default: standard output).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BatchingCli {
+    /// Most inputs run together; requests wait at most --max-wait-ms to fill a batch.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch_size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub max_wait_ms: u64,
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub max_input_chars: usize,
+}
+
+impl BatchingCli {
+    fn config(&self, max_batch_size: usize) -> crate::serve::ServeConfig {
+        crate::serve::ServeConfig {
+            max_batch_size,
+            max_wait: std::time::Duration::from_millis(self.max_wait_ms),
+            max_body_bytes: self.max_body_bytes,
+            max_input_chars: self.max_input_chars,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeCli {
+    #[command(flatten)]
+    pub model: ModelCli,
+    /// Address to bind; loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub batching: BatchingCli,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchServeCli {
+    #[command(flatten)]
+    pub model: ModelCli,
+    /// Inputs sent round-robin (same formats as `predict --input`).
+    #[arg(long)]
+    pub input: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    #[command(flatten)]
+    pub batching: BatchingCli,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -316,6 +407,28 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => print!("{text}"),
             }
         }
+        Command::Predict(p) => predict(p)?,
+        Command::Serve(sv) => {
+            let model = sv.model.load()?;
+            crate::serve::serve(model, sv.batching.config(sv.batching.max_batch_size), std::net::SocketAddr::new(sv.host, sv.port))?;
+        }
+        Command::BenchServe(b) => {
+            let rows = crate::infer::input::read(&b.input, None)
+                .or_else(|_| crate::infer::input::read(&b.input, b.model.load()?.task.as_deref()))?;
+            let inputs: Vec<crate::infer::Input> = rows.into_iter().map(|r| r.input).collect();
+            let mut results = Vec::new();
+            for batch in [b.batching.max_batch_size, 1] {
+                let r = crate::serve::load_test::run(b.model.load()?, b.batching.config(batch), &inputs, b.clients, b.requests)?;
+                eprintln!("max_batch_size {batch}: {:.1} req/s, p50 {:.1} ms, p99 {:.1} ms, {} errors", r.requests_per_second, r.p50_ms, r.p99_ms, r.errors);
+                results.push(r);
+            }
+            println!("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|");
+            for r in &results {
+                println!("| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |", r.max_batch_size, r.clients, r.requests, r.errors, r.requests_per_second, r.p50_ms, r.p99_ms);
+            }
+            println!("dynamic batching speed-up over batch size 1: {:.2}x", results[0].requests_per_second / results[1].requests_per_second);
+            println!("{}", serde_json::to_string(&results).expect("JSON serialises"));
+        }
         Command::Compare(c) => {
             let cmp = crate::eval::compare::compare(&c.run_a, &c.run_b, c.resamples, c.seed)?;
             let b = &cmp.bootstrap;
@@ -342,5 +455,40 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(b) => bench::run(b)?,
     }
+    Ok(())
+}
+
+/// `finetune predict`: JSONL predictions in input order, with throughput on stderr.
+fn predict(p: PredictCli) -> Result<()> {
+    let model = p.model.load()?;
+    let rows = crate::infer::input::read(&p.input, model.task.as_deref())?;
+    let inputs: Vec<crate::infer::Input> = rows.iter().map(|r| r.input.clone()).collect();
+    let start = std::time::Instant::now();
+    let features = model.encode(&inputs)?;
+    let bar = indicatif::ProgressBar::new(features.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} predict [{bar:30}] {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let preds = model.predict_with_progress(&features, p.batch_size, Some(&bar))?;
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        id: &'a str,
+        #[serde(flatten)]
+        prediction: &'a crate::infer::Prediction,
+    }
+    let mut out = String::new();
+    for (row, pred) in rows.iter().zip(&preds) {
+        out += &serde_json::to_string(&Line { id: &row.id, prediction: pred }).expect("prediction serialises");
+        out.push('\n');
+    }
+    match &p.output {
+        Some(path) => crate::io::write_atomic(path, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    eprintln!("{} predictions in {secs:.2} s ({:.1} examples/s)", preds.len(), preds.len() as f64 / secs.max(1e-9));
     Ok(())
 }

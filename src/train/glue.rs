@@ -72,18 +72,9 @@ struct Model {
 }
 
 impl Model {
-    /// Logits of every example, in order, with dropout off.
+    /// Logits of every example, in order, with dropout off (batched as `finetune predict` does).
     fn logits(&self, features: &[Features], batch_size: usize) -> Tensor {
-        let idx: Vec<usize> = (0..features.len()).collect();
-        let outs: Vec<Tensor> = tch::no_grad(|| {
-            idx.chunks(batch_size.max(1))
-                .map(|c| {
-                    let b = collate(features, c, self.encoder.pad_id, self.vs.device());
-                    self.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false).to_device(Device::Cpu)
-                })
-                .collect()
-        });
-        Tensor::cat(&outs, 0).to_kind(Kind::Float)
+        crate::infer::batched_logits(&self.net, features, self.encoder.pad_id, batch_size, self.vs.device(), None)
     }
 
     fn predictions(&self, logits: &Tensor) -> Result<Predictions> {

@@ -1,0 +1,172 @@
+//! Inference with a fine-tuned sequence classifier (or regressor): load the model directory once,
+//! tokenise inputs, run them in length-sorted batches (little padding), and return labels with
+//! probabilities, or scores. The same batching function computes the logits evaluation reports,
+//! so `finetune predict` reproduces evaluation exactly.
+pub mod input;
+
+use crate::data::batch::collate;
+use crate::data::tokenize::{load_tokenizer, Features, TextEncoder};
+use crate::error::{Error, Result};
+use crate::model::config::BertConfig;
+use crate::model::heads::SequenceClassifier;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// One text or text pair.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub text: String,
+    #[serde(default)]
+    pub text_pair: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Predicted label name (classification).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_id: Option<i64>,
+    /// Probability of the predicted label, or the predicted value for regression.
+    pub score: f64,
+    /// Probability of every label, in id order (classification).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<f64>>,
+    pub logits: Vec<f32>,
+}
+
+/// Logits of every feature, in input order, computed in batches of up to `batch_size` examples of
+/// similar length (sorted longest first, ties by position), with dropout off.
+pub fn batched_logits(
+    net: &SequenceClassifier,
+    features: &[Features],
+    pad_id: i64,
+    batch_size: usize,
+    device: Device,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Tensor {
+    let mut order: Vec<usize> = (0..features.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(features[i].input_ids.len()), i));
+    let mut out: Vec<Tensor> = (0..features.len()).map(|_| Tensor::new()).collect();
+    tch::no_grad(|| {
+        for chunk in order.chunks(batch_size.max(1)) {
+            let b = collate(features, chunk, pad_id, device);
+            let logits = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false).to_device(Device::Cpu).to_kind(Kind::Float);
+            for (row, &i) in chunk.iter().enumerate() {
+                out[i] = logits.get(row as i64);
+            }
+            if let Some(p) = progress {
+                p.inc(chunk.len() as u64);
+            }
+        }
+    });
+    if out.is_empty() {
+        return Tensor::zeros([0, net.num_labels], (Kind::Float, Device::Cpu));
+    }
+    Tensor::stack(&out, 0)
+}
+
+pub struct Classifier {
+    _vs: VarStore,
+    net: SequenceClassifier,
+    pub encoder: TextEncoder,
+    /// Label names by id; `None` for regression.
+    pub labels: Option<Vec<String>>,
+    pub max_seq_length: usize,
+    pub model_dir: PathBuf,
+    pub task: Option<String>,
+    pub device: Device,
+}
+
+/// `max_seq_length` the model was fine-tuned with, from the run's `run_config.json` when the model
+/// directory is a run directory.
+fn trained_max_seq_length(dir: &Path) -> Option<usize> {
+    let v: Value = serde_json::from_slice(&std::fs::read(dir.join("run_config.json")).ok()?).ok()?;
+    v.pointer("/args/max_seq_length")?.as_u64().map(|n| n as usize)
+}
+
+impl Classifier {
+    /// Loads a fine-tuned model directory (config.json with `id2label`, weights, tokenizer).
+    pub fn load(dir: &Path, max_seq_length: Option<usize>, device: Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let cfg = BertConfig::from_file(&cfg_path)?;
+        let id2label = cfg.id2label.clone().ok_or_else(|| {
+            Error::file(&cfg_path, "no `id2label`: not a fine-tuned classifier (fine-tune it with `finetune glue` first)")
+        })?;
+        let regression = cfg.problem_type.as_deref() == Some("regression") || id2label.len() == 1;
+        let mut labels: Vec<(i64, String)> = id2label
+            .iter()
+            .map(|(k, v)| k.parse::<i64>().map(|k| (k, v.clone())).map_err(|_| Error::file(&cfg_path, format!("id2label key `{k}` is not an integer"))))
+            .collect::<Result<_>>()?;
+        labels.sort();
+        if labels.iter().enumerate().any(|(i, (k, _))| *k != i as i64) {
+            return Err(Error::file(&cfg_path, "id2label ids must be 0..num_labels-1"));
+        }
+        let num_labels = labels.len() as i64;
+        let (vs, net, report) = crate::model::checkpoint::load_sequence_classifier(dir, &cfg, num_labels, device)?;
+        if !report.newly_initialised.is_empty() {
+            return Err(Error::file(dir, format!("weights lack {:?}: not a fine-tuned classifier", report.newly_initialised)));
+        }
+        let max_seq_length = max_seq_length.or_else(|| trained_max_seq_length(dir)).unwrap_or(128);
+        Ok(Classifier {
+            _vs: vs,
+            net,
+            encoder: TextEncoder::new(load_tokenizer(dir)?, max_seq_length)?,
+            labels: (!regression).then(|| labels.into_iter().map(|(_, n)| n).collect()),
+            max_seq_length,
+            model_dir: dir.into(),
+            task: cfg.extra.get("finetuning_task").and_then(Value::as_str).map(str::to_string),
+            device,
+        })
+    }
+
+    pub fn encode(&self, inputs: &[Input]) -> Result<Vec<Features>> {
+        self.encoder.encode(inputs.iter().map(|i| (i.text.as_str(), i.text_pair.as_deref())))
+    }
+
+    /// Predictions for tokenised inputs, in input order.
+    pub fn predict_features(&self, features: &[Features], batch_size: usize) -> Result<Vec<Prediction>> {
+        self.predict_with_progress(features, batch_size, None)
+    }
+
+    pub fn predict_with_progress(&self, features: &[Features], batch_size: usize, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<Prediction>> {
+        let logits = batched_logits(&self.net, features, self.encoder.pad_id, batch_size, self.device, progress);
+        let rows: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(logits)?;
+        Ok(rows.into_iter().map(|l| self.prediction(l)).collect())
+    }
+
+    pub fn predict(&self, inputs: &[Input], batch_size: usize) -> Result<Vec<Prediction>> {
+        self.predict_features(&self.encode(inputs)?, batch_size)
+    }
+
+    fn prediction(&self, logits: Vec<f32>) -> Prediction {
+        match &self.labels {
+            None => Prediction { label: None, label_id: None, score: logits[0] as f64, probabilities: None, logits },
+            Some(names) => {
+                // Softmax in f64 with the max subtracted, so large logits cannot overflow.
+                let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                let p: Vec<f64> = e.iter().map(|x| x / z).collect();
+                let best = (0..p.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+                Prediction { label: Some(names[best].clone()), label_id: Some(best as i64), score: p[best], probabilities: Some(p), logits }
+            }
+        }
+    }
+
+    /// What `/metadata` and prediction files report about the model.
+    pub fn metadata(&self) -> Value {
+        json!({
+            "model_dir": self.model_dir,
+            "task": self.task,
+            "problem_type": if self.labels.is_some() { "single_label_classification" } else { "regression" },
+            "labels": self.labels,
+            "max_seq_length": self.max_seq_length,
+            "device": format!("{:?}", self.device),
+            "finetune_version": env!("CARGO_PKG_VERSION"),
+        })
+    }
+}

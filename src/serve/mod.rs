@@ -1,0 +1,203 @@
+//! `finetune serve`: an HTTP server (axum + tokio) over a fine-tuned classifier loaded once.
+//!
+//! Handlers parse and tokenise requests on the async workers; one model thread owns the weights
+//! and runs dynamic batching: it takes the first waiting request, keeps collecting requests until
+//! `max_batch_size` inputs or `max_wait` has passed, runs them as one length-sorted batch, and hands
+//! each request its own predictions. Bad input gets a 4xx JSON error, never a crash.
+pub mod load_test;
+
+use crate::data::tokenize::{Features, TextEncoder};
+use crate::error::{Error, Result};
+use crate::infer::{Classifier, Input, Prediction};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub max_batch_size: usize,
+    pub max_wait: Duration,
+    pub max_body_bytes: usize,
+    /// Longest accepted text (characters, per field); longer inputs get 413.
+    pub max_input_chars: usize,
+}
+
+struct Job {
+    features: Vec<Features>,
+    reply: oneshot::Sender<Result<Vec<Prediction>>>,
+}
+
+/// Shared by the handlers. The model itself lives on its own thread (libtorch tensors may move
+/// between threads but not be shared), so handlers only hold the tokenizer.
+struct AppState {
+    jobs: mpsc::SyncSender<Job>,
+    encoder: TextEncoder,
+    cfg: ServeConfig,
+    metadata: Value,
+}
+
+/// The dynamic-batching loop of the model thread; returns when every sender is gone.
+fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut n = batch[0].features.len();
+        let deadline = Instant::now() + cfg.max_wait;
+        while n < cfg.max_batch_size {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(left) {
+                Ok(job) => {
+                    n += job.features.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let features: Vec<Features> = batch.iter().flat_map(|j| j.features.iter().cloned()).collect();
+        match model.predict_features(&features, cfg.max_batch_size.max(1)) {
+            Ok(mut preds) => {
+                for job in batch {
+                    let rest = preds.split_off(job.features.len());
+                    let _ = job.reply.send(Ok(preds));
+                    preds = rest;
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for job in batch {
+                    let _ = job.reply.send(Err(Error::Invalid(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Serialised directly (not through `json!`) so f32 logits keep their exact shortest form.
+#[derive(serde::Serialize)]
+struct Batch {
+    predictions: Vec<Prediction>,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into(), "status": status.as_u16() }))).into_response()
+}
+
+/// A request body: one input, or `{"inputs": [...]}` whose items are input objects or strings.
+fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Input>, bool), Response> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    let unprocessable = |m: String| error(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let (inputs, batched) = match v.get("inputs") {
+        Some(Value::Array(items)) => {
+            let inputs = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) => Ok(Input { text: s.clone(), text_pair: None }),
+                    other => serde_json::from_value::<Input>(other.clone()).map_err(|e| unprocessable(format!("inputs[{i}]: {e}"))),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (inputs, true)
+        }
+        Some(other) => return Err(unprocessable(format!("`inputs` must be an array, found {other}"))),
+        None => (vec![serde_json::from_value::<Input>(v).map_err(|e| unprocessable(format!("expected {{\"text\": string, \"text_pair\"?: string}} or {{\"inputs\": [...]}}: {e}")))?], false),
+    };
+    if inputs.is_empty() {
+        return Err(unprocessable("`inputs` is empty; send at least one input".into()));
+    }
+    if inputs.len() > cfg.max_batch_size {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("{} inputs in one request; the limit is {}", inputs.len(), cfg.max_batch_size)));
+    }
+    for (i, inp) in inputs.iter().enumerate() {
+        let chars = inp.text.chars().count().max(inp.text_pair.as_ref().map_or(0, |t| t.chars().count()));
+        if chars > cfg.max_input_chars {
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("input {i} has {chars} characters; the limit is {}", cfg.max_input_chars)));
+        }
+    }
+    Ok((inputs, batched))
+}
+
+async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+    let body: Bytes = match axum::body::to_bytes(req.into_body(), state.cfg.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", state.cfg.max_body_bytes)),
+    };
+    let (inputs, batched) = match parse_inputs(&body, &state.cfg) {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let features = match state.encoder.encode(inputs.iter().map(|i| (i.text.as_str(), i.text_pair.as_deref()))) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    let (tx, rx) = oneshot::channel();
+    let state2 = Arc::clone(&state);
+    // The queue is bounded: a blocking send waits off the async workers when the model is behind.
+    let queued = tokio::task::spawn_blocking(move || state2.jobs.send(Job { features, reply: tx })).await;
+    if !matches!(queued, Ok(Ok(()))) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped");
+    }
+    match rx.await {
+        Ok(Ok(predictions)) if batched => Json(Batch { predictions }).into_response(),
+        Ok(Ok(mut preds)) => Json(preds.remove(0)).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped"),
+    }
+}
+
+/// The application: routes, JSON errors for unknown routes, and the model thread behind them.
+pub fn app(model: Classifier, cfg: ServeConfig) -> Router {
+    let (tx, rx) = mpsc::sync_channel::<Job>(cfg.max_batch_size.max(1) * 64);
+    let mut metadata = model.metadata();
+    let encoder = model.encoder.clone();
+    let c = cfg.clone();
+    std::thread::Builder::new().name("model".into()).spawn(move || batch_loop(model, rx, c)).expect("spawn model thread");
+    metadata["max_batch_size"] = json!(cfg.max_batch_size);
+    metadata["max_wait_ms"] = json!(cfg.max_wait.as_secs_f64() * 1e3);
+    metadata["max_body_bytes"] = json!(cfg.max_body_bytes);
+    metadata["max_input_chars"] = json!(cfg.max_input_chars);
+    let state = Arc::new(AppState { jobs: tx, encoder, cfg, metadata });
+    Router::new()
+        .route("/predict", post(predict))
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/metadata", get(|State(s): State<Arc<AppState>>| async move { Json(s.metadata.clone()) }))
+        .fallback(|req: Request<Body>| async move { error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.uri().path())) })
+        .with_state(state)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+pub fn serve(model: Classifier, cfg: ServeConfig, addr: std::net::SocketAddr) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| Error::Invalid(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Invalid(format!("cannot bind {addr}: {e}")))?;
+        let local = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        eprintln!("serving {} on http://{local} (POST /predict, GET /health, GET /metadata)", model.model_dir.display());
+        axum::serve(listener, app(model, cfg))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| Error::Invalid(format!("server error: {e}")))
+    })
+}
