@@ -38,8 +38,36 @@ pub struct Prediction {
     pub logits: Vec<f32>,
 }
 
-/// Logits of every feature, in input order, computed in batches of up to `batch_size` examples of
-/// similar length (sorted longest first, ties by position), with dropout off.
+/// Padded tokens a batch may spend beyond its real tokens: more than this and the batch is split.
+const MAX_PADDING_FRACTION: f64 = 0.25;
+
+/// Groups example indices into batches of up to `batch_size` examples of similar length: sorted
+/// longest first (ties by position), a batch is closed early when padding to its longest example
+/// would waste more than `MAX_PADDING_FRACTION` of its tokens. Large sets of real text keep full
+/// batches (neighbours in sorted order have nearly equal lengths); a small mixed set, as a server
+/// sees, avoids padding short inputs to a long one.
+pub fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(lengths[i]), i));
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut real = 0usize;
+    for i in order {
+        let fits = batches.last().is_some_and(|b| {
+            let longest = lengths[b[0]];
+            b.len() < batch_size.max(1) && (longest * (b.len() + 1)) as f64 <= (1.0 + MAX_PADDING_FRACTION) * (real + lengths[i]) as f64
+        });
+        if fits {
+            batches.last_mut().expect("checked").push(i);
+            real += lengths[i];
+        } else {
+            batches.push(vec![i]);
+            real = lengths[i];
+        }
+    }
+    batches
+}
+
+/// Logits of every feature, in input order, computed over `length_batches`, with dropout off.
 pub fn batched_logits(
     net: &SequenceClassifier,
     features: &[Features],
@@ -48,12 +76,11 @@ pub fn batched_logits(
     device: Device,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Tensor {
-    let mut order: Vec<usize> = (0..features.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(features[i].input_ids.len()), i));
+    let lengths: Vec<usize> = features.iter().map(|f| f.input_ids.len()).collect();
     let mut out: Vec<Tensor> = (0..features.len()).map(|_| Tensor::new()).collect();
     tch::no_grad(|| {
-        for chunk in order.chunks(batch_size.max(1)) {
-            let b = collate(features, chunk, pad_id, device);
+        for chunk in length_batches(&lengths, batch_size) {
+            let b = collate(features, &chunk, pad_id, device);
             let logits = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false).to_device(Device::Cpu).to_kind(Kind::Float);
             for (row, &i) in chunk.iter().enumerate() {
                 out[i] = logits.get(row as i64);
@@ -67,6 +94,27 @@ pub fn batched_logits(
         return Tensor::zeros([0, net.num_labels], (Kind::Float, Device::Cpu));
     }
     Tensor::stack(&out, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_batches;
+
+    #[test]
+    fn batches_group_similar_lengths_and_cover_every_index_once() {
+        let lengths = [10, 100, 12, 98, 11, 99, 50];
+        // 100, 99, 98 and 50 pad to 400 tokens for 347 real ones (≤ 25% more); 12 would not fit.
+        let b = length_batches(&lengths, 32);
+        assert_eq!(b, vec![vec![1, 5, 3, 6], vec![2, 4, 0]]);
+        assert_eq!(length_batches(&[100, 10], 32), vec![vec![0], vec![1]]);
+        let b = length_batches(&lengths, 2);
+        assert!(b.iter().all(|x| x.len() <= 2));
+        let mut all: Vec<usize> = b.concat();
+        all.sort();
+        assert_eq!(all, (0..7).collect::<Vec<_>>());
+        // Equal lengths fill whole batches.
+        assert_eq!(length_batches(&[5; 10], 4).iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+    }
 }
 
 pub struct Classifier {
