@@ -41,6 +41,27 @@ pub enum Command {
     Serve(ServeCli),
     /// Load-test the server on loopback: requests/s and latency, batched vs batch size 1.
     BenchServe(BenchServeCli),
+    /// SQuAD's official evaluation (v1.1, or v2.0 with no-answer handling) of a predictions file.
+    SquadEval(SquadEvalCli),
+}
+
+#[derive(Args, Debug)]
+pub struct SquadEvalCli {
+    /// The dataset (dev JSON) the predictions answer.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// `{question id: answer text}`.
+    #[arg(long)]
+    pub predictions: PathBuf,
+    /// v2.0: `{question id: no-answer score}`; enables the best-threshold sweep.
+    #[arg(long)]
+    pub na_prob: Option<PathBuf>,
+    /// v2.0: predict "no answer" where the no-answer score exceeds this.
+    #[arg(long, default_value_t = 1.0)]
+    pub na_prob_thresh: f64,
+    /// Where to write the result (default: eval_results.json beside the predictions).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -428,6 +449,28 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             println!("dynamic batching speed-up over batch size 1: {:.2}x", results[0].requests_per_second / results[1].requests_per_second);
             println!("{}", serde_json::to_string(&results).expect("JSON serialises"));
+        }
+        Command::SquadEval(e) => {
+            let data = crate::data::squad::read(&e.data)?;
+            let read_map = |p: &PathBuf| -> Result<serde_json::Map<String, serde_json::Value>> {
+                let v: serde_json::Value = serde_json::from_slice(&crate::io::read(p)?).map_err(|err| Error::Json { path: p.clone(), source: err })?;
+                v.as_object().cloned().ok_or_else(|| Error::file(p, "expected a JSON object {question id: value}"))
+            };
+            let preds = read_map(&e.predictions)?;
+            if let Some((id, v)) = preds.iter().find(|(_, v)| !v.is_string()) {
+                return Err(Error::file(&e.predictions, format!("prediction for `{id}` must be a string, found {v}")));
+            }
+            let na = e.na_prob.as_ref().map(read_map).transpose()?;
+            let questions: Vec<crate::eval::squad::Question> = data
+                .examples
+                .iter()
+                .map(|x| crate::eval::squad::Question { id: x.id.clone(), answers: x.answers.iter().map(|a| a.text.clone()).collect() })
+                .collect();
+            let result = crate::eval::squad::evaluate(&questions, &preds, data.v2, na.as_ref(), e.na_prob_thresh);
+            let out = e.out.clone().unwrap_or_else(|| e.predictions.with_file_name("eval_results.json"));
+            crate::io::write_json(&out, &result)?;
+            println!("{}", serde_json::to_string_pretty(&result).expect("JSON serialises"));
+            eprintln!("written to {}", out.display());
         }
         Command::Compare(c) => {
             let cmp = crate::eval::compare::compare(&c.run_a, &c.run_b, c.resamples, c.seed)?;

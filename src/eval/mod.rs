@@ -4,5 +4,6 @@ pub mod glue;
 pub mod metrics;
 pub mod plots;
 pub mod references;
+pub mod squad;
 pub mod report;
 pub mod stats;
