@@ -3,6 +3,7 @@ pub mod compare;
 pub mod glue;
 pub mod metrics;
 pub mod plots;
+pub mod qa_post;
 pub mod references;
 pub mod squad;
 pub mod report;

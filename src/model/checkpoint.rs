@@ -4,7 +4,7 @@
 //! accepted with or without the `bert.` prefix; every tensor's shape is checked against the config.
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
-use crate::model::heads::SequenceClassifier;
+use crate::model::heads::{QuestionAnswering, SequenceClassifier};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,6 +118,15 @@ pub fn load_sequence_classifier(
 ) -> Result<(VarStore, SequenceClassifier, LoadReport)> {
     let vs = VarStore::new(device);
     let net = SequenceClassifier::new(&vs.root(), cfg, num_labels);
+    let report = load_into(&vs, dir)?;
+    Ok((vs, net, report))
+}
+
+/// Builds a `BertForQuestionAnswering` on `device` (fresh `qa_outputs` seeded by the caller's
+/// `tch::manual_seed`) and fills it from the checkpoint in `dir`.
+pub fn load_question_answering(dir: &Path, cfg: &BertConfig, device: tch::Device) -> Result<(VarStore, QuestionAnswering, LoadReport)> {
+    let vs = VarStore::new(device);
+    let net = QuestionAnswering::new(&vs.root(), cfg);
     let report = load_into(&vs, dir)?;
     Ok((vs, net, report))
 }

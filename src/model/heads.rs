@@ -40,3 +40,31 @@ impl SequenceClassifier {
         }
     }
 }
+
+/// `BertForQuestionAnswering`: a linear layer over every token's hidden state gives start and end
+/// logits (`qa_outputs`, 2 outputs); the pooler is unused.
+#[derive(Debug)]
+pub struct QuestionAnswering {
+    pub bert: Bert,
+    qa_outputs: nn::Linear,
+}
+
+impl QuestionAnswering {
+    pub fn new(root: &nn::Path, cfg: &BertConfig) -> Self {
+        QuestionAnswering { bert: Bert::new(root / "bert", cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg) }
+    }
+
+    /// (start, end) logits, each [batch, seq]; padding positions are left as computed (callers
+    /// only read context tokens).
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (hidden, _) = self.bert.forward(input_ids, token_type_ids, attention_mask, train);
+        let logits = self.qa_outputs.forward(&hidden);
+        let parts = logits.split(1, -1);
+        (parts[0].squeeze_dim(-1), parts[1].squeeze_dim(-1))
+    }
+
+    /// Mean of the start and end cross-entropies.
+    pub fn loss(start_logits: &Tensor, end_logits: &Tensor, start_positions: &Tensor, end_positions: &Tensor) -> Tensor {
+        (start_logits.cross_entropy_for_logits(start_positions) + end_logits.cross_entropy_for_logits(end_positions)) / 2.0
+    }
+}
