@@ -43,6 +43,96 @@ pub enum Command {
     BenchServe(BenchServeCli),
     /// SQuAD's official evaluation (v1.1, or v2.0 with no-answer handling) of a predictions file.
     SquadEval(SquadEvalCli),
+    /// Fine-tune and evaluate extractive QA on SQuAD 1.1 / 2.0 (`squad predict` answers a question).
+    Squad(SquadCli),
+    /// Split a SQuAD file into train.json and dev.json by whole articles.
+    SquadSplit {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value_t = 0.1)]
+        dev_fraction: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        output_dir: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+pub struct SquadCli {
+    #[command(subcommand)]
+    pub action: Option<SquadAction>,
+    #[command(flatten)]
+    pub train: SquadTrainCli,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SquadAction {
+    /// Answer a question about a context with a fine-tuned QA model.
+    Predict {
+        /// A `finetune squad` output directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The context: a file path, or the text itself.
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        question: String,
+        #[arg(long, default_value_t = 384)]
+        max_seq_length: usize,
+        #[arg(long, default_value_t = 128)]
+        doc_stride: usize,
+        #[arg(long, default_value_t = 64)]
+        max_query_length: usize,
+        #[arg(long, default_value_t = 20)]
+        n_best_size: usize,
+        #[arg(long, default_value_t = 30)]
+        max_answer_length: usize,
+        /// Allow the empty answer (SQuAD 2.0 models).
+        #[arg(long)]
+        version_2_with_negative: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SquadTrainCli {
+    #[arg(long = "model", alias = "model-name-or-path", default_value = DEFAULT_MODEL)]
+    pub model: String,
+    #[arg(long, required = true)]
+    pub train_file: Option<PathBuf>,
+    #[arg(long, required = true)]
+    pub dev_file: Option<PathBuf>,
+    #[arg(long, required = true)]
+    pub output_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub version_2_with_negative: bool,
+    #[arg(long, default_value_t = 384)]
+    pub max_seq_length: usize,
+    #[arg(long, default_value_t = 128)]
+    pub doc_stride: usize,
+    #[arg(long, default_value_t = 64)]
+    pub max_query_length: usize,
+    #[arg(long, default_value_t = 20)]
+    pub n_best_size: usize,
+    #[arg(long, default_value_t = 30)]
+    pub max_answer_length: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub null_score_diff_threshold: f64,
+    #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
+    pub eval_batch_size: usize,
+    /// Use only the first N training questions.
+    #[arg(long)]
+    pub max_train_samples: Option<usize>,
+    /// Evaluate on the first N dev questions.
+    #[arg(long)]
+    pub max_eval_samples: Option<usize>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[command(flatten)]
+    pub training: TrainCli,
 }
 
 #[derive(Args, Debug)]
@@ -204,20 +294,45 @@ pub struct GlueCli {
     pub data_dir: PathBuf,
     #[arg(long)]
     pub output_dir: PathBuf,
-    #[arg(long, default_value_t = 2e-5)]
-    pub learning_rate: f64,
-    /// Training batch size per step (before accumulation).
-    #[arg(long = "batch-size", alias = "per-device-train-batch-size", default_value_t = 32)]
-    pub batch_size: usize,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
-    /// Default: run_glue.py README recipe (5 for MRPC and WNLI, else 3).
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_length: usize,
+    /// Reload the best checkpoint (by the task's main metric) before the final evaluation.
+    #[arg(long)]
+    pub load_best_model_at_end: bool,
+    #[command(flatten)]
+    pub training: TrainCli,
+    /// Score a trivial predictor instead of training.
+    #[arg(long, value_enum)]
+    pub baseline: Option<BaselineArg>,
+    /// Also predict the unlabeled test file(s) into predict_results_<task>.txt.
+    #[arg(long)]
+    pub do_predict: bool,
+    #[arg(long)]
+    pub max_train_samples: Option<usize>,
+    #[arg(long)]
+    pub max_eval_samples: Option<usize>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Optimisation flags shared by every training command (run_glue.py / run_qa.py names). Learning
+/// rate, batch size and epochs default per command.
+#[derive(Args, Debug, Clone)]
+pub struct TrainCli {
+    /// Default: 2e-5 for GLUE, 3e-5 for SQuAD.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Training batch size per step (before accumulation). Default: 32 for GLUE, 12 for SQuAD.
+    #[arg(long = "batch-size", alias = "per-device-train-batch-size")]
+    pub batch_size: Option<usize>,
+    /// Default: run_glue.py README recipe (5 for MRPC and WNLI, else 3); 2 for SQuAD.
     #[arg(long = "epochs", alias = "num-train-epochs")]
     pub epochs: Option<f64>,
     #[arg(long)]
     pub max_steps: Option<usize>,
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_length: usize,
     #[arg(long, default_value_t = 0.0)]
     pub warmup_ratio: f64,
     #[arg(long, default_value_t = 0)]
@@ -247,24 +362,48 @@ pub struct GlueCli {
     /// Skip the evaluation at the end of each epoch.
     #[arg(long)]
     pub no_eval_each_epoch: bool,
-    /// Reload the best checkpoint (by the task's main metric) before the final evaluation.
-    #[arg(long)]
-    pub load_best_model_at_end: bool,
-    /// Score a trivial predictor instead of training.
-    #[arg(long, value_enum)]
-    pub baseline: Option<BaselineArg>,
-    /// Also predict the unlabeled test file(s) into predict_results_<task>.txt.
-    #[arg(long)]
-    pub do_predict: bool,
-    #[arg(long)]
-    pub max_train_samples: Option<usize>,
-    #[arg(long)]
-    pub max_eval_samples: Option<usize>,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
     #[command(flatten)]
     pub checkpointing: CheckpointCli,
+}
+
+impl TrainCli {
+    /// The loop's arguments, with this command's defaults for what the user left out.
+    pub fn into_args(self, learning_rate: f64, batch_size: usize, epochs: f64) -> Result<(TrainArgs, Option<ResumeFrom>)> {
+        let c = self.checkpointing;
+        let resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
+        Ok((
+            TrainArgs {
+                optim: AdamWConfig {
+                    learning_rate: self.learning_rate.unwrap_or(learning_rate),
+                    weight_decay: self.weight_decay,
+                    adam_beta1: self.adam_beta1,
+                    adam_beta2: self.adam_beta2,
+                    adam_epsilon: self.adam_epsilon,
+                },
+                lr_scheduler_type: self.lr_scheduler_type.parse::<SchedulerType>()?,
+                warmup_steps: self.warmup_steps,
+                warmup_ratio: self.warmup_ratio,
+                max_grad_norm: self.max_grad_norm,
+                per_device_train_batch_size: self.batch_size.unwrap_or(batch_size),
+                gradient_accumulation_steps: self.gradient_accumulation_steps,
+                num_train_epochs: self.epochs.unwrap_or(epochs),
+                max_steps: self.max_steps,
+                seed: self.seed,
+                logging_steps: self.logging_steps,
+                eval_steps: self.eval_steps,
+                eval_each_epoch: !self.no_eval_each_epoch,
+                save_strategy: c.save_strategy.parse::<SaveStrategy>()?,
+                save_steps: c.save_steps,
+                save_total_limit: c.save_total_limit,
+                metric_for_best_model: c.metric_for_best_model,
+                greater_is_better: c.greater_is_better,
+                early_stopping_patience: c.early_stopping_patience,
+                early_stopping_threshold: c.early_stopping_threshold,
+                skip_nonfinite: c.skip_nonfinite,
+            },
+            resume,
+        ))
+    }
 }
 
 /// Checkpointing, resume, best-model selection and early stopping: shared by every training command.
@@ -321,12 +460,12 @@ pub fn parse_device(s: &str) -> Result<Device> {
 impl GlueCli {
     /// The seeds of a sweep, or `None` for a single run.
     fn sweep_seeds(&self) -> Option<Vec<u64>> {
-        self.seeds.clone().or_else(|| self.num_seeds.map(|n| (self.seed..self.seed + n).collect()))
+        let base = self.training.seed;
+        self.seeds.clone().or_else(|| self.num_seeds.map(|n| (base..base + n).collect()))
     }
 
     pub fn into_args(self, task: Task) -> Result<GlueArgs> {
-        let c = self.checkpointing;
-        let resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
+        let (train, resume) = self.training.into_args(2e-5, 32, task.default_epochs())?;
         Ok(GlueArgs {
             task,
             model_name_or_path: self.model,
@@ -334,35 +473,7 @@ impl GlueCli {
             output_dir: self.output_dir,
             max_seq_length: self.max_seq_length,
             per_device_eval_batch_size: self.eval_batch_size,
-            train: TrainArgs {
-                optim: AdamWConfig {
-                    learning_rate: self.learning_rate,
-                    weight_decay: self.weight_decay,
-                    adam_beta1: self.adam_beta1,
-                    adam_beta2: self.adam_beta2,
-                    adam_epsilon: self.adam_epsilon,
-                },
-                lr_scheduler_type: self.lr_scheduler_type.parse::<SchedulerType>()?,
-                warmup_steps: self.warmup_steps,
-                warmup_ratio: self.warmup_ratio,
-                max_grad_norm: self.max_grad_norm,
-                per_device_train_batch_size: self.batch_size,
-                gradient_accumulation_steps: self.gradient_accumulation_steps,
-                num_train_epochs: self.epochs.unwrap_or_else(|| task.default_epochs()),
-                max_steps: self.max_steps,
-                seed: self.seed,
-                logging_steps: self.logging_steps,
-                eval_steps: self.eval_steps,
-                eval_each_epoch: !self.no_eval_each_epoch,
-                save_strategy: c.save_strategy.parse::<SaveStrategy>()?,
-                save_steps: c.save_steps,
-                save_total_limit: c.save_total_limit,
-                metric_for_best_model: c.metric_for_best_model,
-                greater_is_better: c.greater_is_better,
-                early_stopping_patience: c.early_stopping_patience,
-                early_stopping_threshold: c.early_stopping_threshold,
-                skip_nonfinite: c.skip_nonfinite,
-            },
+            train,
             baseline: self.baseline.map(|BaselineArg::Majority| Baseline::Majority),
             do_predict: self.do_predict,
             device: parse_device(&self.device)?,
@@ -449,6 +560,57 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             println!("dynamic batching speed-up over batch size 1: {:.2}x", results[0].requests_per_second / results[1].requests_per_second);
             println!("{}", serde_json::to_string(&results).expect("JSON serialises"));
+        }
+        Command::Squad(SquadCli { action: Some(SquadAction::Predict { model, context, question, max_seq_length, doc_stride, max_query_length, n_best_size, max_answer_length, version_2_with_negative, device }), .. }) => {
+            let context = if std::path::Path::new(&context).is_file() {
+                String::from_utf8(crate::io::read(std::path::Path::new(&context))?).map_err(|_| Error::file(&context, "not UTF-8 text"))?
+            } else {
+                context
+            };
+            let (qa, new) = crate::train::squad::load_model(&model, parse_device(&device)?)?;
+            if !new.is_empty() {
+                return Err(Error::file(&model, format!("not a fine-tuned QA model: it lacks {new:?}")));
+            }
+            let ex = crate::data::squad::SquadExample { id: "q".into(), title: String::new(), context, question, answers: vec![], is_impossible: false, plausible_answers: vec![] };
+            let qa_cfg = crate::data::qa_features::QaConfig { max_seq_length, doc_stride, max_query_length };
+            let post = crate::eval::qa_post::PostConfig { n_best_size, max_answer_length, version_2: version_2_with_negative, null_score_diff_threshold: 0.0 };
+            let (p, _) = qa.predict(std::slice::from_ref(&ex), qa_cfg, post, 16)?;
+            let best = &p.nbest["q"][0];
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                "answer": p.predictions["q"], "score": best["start_logit"].as_f64().unwrap_or(0.0) + best["end_logit"].as_f64().unwrap_or(0.0),
+                "probability": best["probability"], "nbest": p.nbest["q"],
+            })).expect("JSON serialises"));
+        }
+        Command::Squad(SquadCli { action: None, train: t }) => {
+            crate::train::interrupt::install().map_err(|e| Error::Invalid(format!("cannot install signal handlers: {e}")))?;
+            let (train, resume) = t.training.into_args(3e-5, 12, 2.0)?;
+            let required = |p: Option<PathBuf>, flag: &str| p.ok_or_else(|| Error::Invalid(format!("`finetune squad` needs {flag}")));
+            let args = crate::train::squad::SquadArgs {
+                model_name_or_path: t.model,
+                train_file: required(t.train_file, "--train-file")?,
+                dev_file: required(t.dev_file, "--dev-file")?,
+                output_dir: required(t.output_dir, "--output-dir")?,
+                version_2_with_negative: t.version_2_with_negative,
+                max_seq_length: t.max_seq_length,
+                doc_stride: t.doc_stride,
+                max_query_length: t.max_query_length,
+                n_best_size: t.n_best_size,
+                max_answer_length: t.max_answer_length,
+                null_score_diff_threshold: t.null_score_diff_threshold,
+                per_device_eval_batch_size: t.eval_batch_size,
+                train,
+                device: parse_device(&t.device)?,
+                max_train_samples: t.max_train_samples,
+                max_eval_samples: t.max_eval_samples,
+                resume,
+            };
+            let results = crate::train::squad::run(&args)?;
+            println!("{}", serde_json::to_string_pretty(&results).expect("JSON serialises"));
+            eprintln!("outputs written to {}", args.output_dir.display());
+        }
+        Command::SquadSplit { input, dev_fraction, seed, output_dir } => {
+            let (train, dev) = crate::train::squad::split(&input, dev_fraction, seed, &output_dir)?;
+            println!("{train} training articles → {}, {dev} dev articles → {}", output_dir.join("train.json").display(), output_dir.join("dev.json").display());
         }
         Command::SquadEval(e) => {
             let data = crate::data::squad::read(&e.data)?;

@@ -6,5 +6,6 @@ pub mod log;
 pub mod optim;
 pub mod resume;
 pub mod schedule;
+pub mod squad;
 pub mod sweep;
 pub mod trainer;

@@ -1,0 +1,271 @@
+//! The SQuAD fine-tuning job behind `finetune squad`: read the train and dev JSON, build
+//! doc-stride windows, fine-tune a `BertForQuestionAnswering`, post-process the dev logits into
+//! answers and score them with the official evaluation. Writes run_qa.py's outputs:
+//! `predictions.json`, `nbest_predictions.json`, `null_odds.json` (v2.0), `eval_results.json`,
+//! and an HF model directory.
+use crate::data::batch::collate;
+use crate::data::qa_features::{self, QaConfig, QaFeature};
+use crate::data::squad::{self, SquadExample};
+use crate::data::tokenize::load_tokenizer;
+use crate::error::{Error, Result};
+use crate::eval::qa_post::{postprocess, PostConfig, Predictions};
+use crate::eval::squad::{evaluate, Question};
+use crate::model::checkpoint;
+use crate::model::config::BertConfig;
+use crate::model::heads::QuestionAnswering;
+use crate::model::hub;
+use crate::train::trainer::{self, Evaluation, ResumeFrom, RunContext, TrainArgs, Workload};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SquadArgs {
+    pub model_name_or_path: String,
+    pub train_file: PathBuf,
+    pub dev_file: PathBuf,
+    pub output_dir: PathBuf,
+    pub version_2_with_negative: bool,
+    pub max_seq_length: usize,
+    pub doc_stride: usize,
+    pub max_query_length: usize,
+    pub n_best_size: usize,
+    pub max_answer_length: usize,
+    pub null_score_diff_threshold: f64,
+    pub per_device_eval_batch_size: usize,
+    pub train: TrainArgs,
+    #[serde(serialize_with = "ser_device")]
+    pub device: Device,
+    pub max_train_samples: Option<usize>,
+    pub max_eval_samples: Option<usize>,
+    pub resume: Option<ResumeFrom>,
+}
+
+fn ser_device<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{d:?}"))
+}
+
+impl SquadArgs {
+    fn qa(&self) -> QaConfig {
+        QaConfig { max_seq_length: self.max_seq_length, doc_stride: self.doc_stride, max_query_length: self.max_query_length }
+    }
+    fn post(&self) -> PostConfig {
+        PostConfig {
+            n_best_size: self.n_best_size,
+            max_answer_length: self.max_answer_length,
+            version_2: self.version_2_with_negative,
+            null_score_diff_threshold: self.null_score_diff_threshold,
+        }
+    }
+}
+
+/// Start and end logits of every feature (trimmed to its length), in feature order, computed over
+/// length-sorted batches with dropout off.
+pub fn qa_logits(net: &QuestionAnswering, features: &[QaFeature], pad_id: i64, batch_size: usize, device: Device) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let inputs: Vec<_> = features.iter().map(|f| f.features.clone()).collect();
+    let lengths: Vec<usize> = inputs.iter().map(|f| f.input_ids.len()).collect();
+    let mut start = vec![Vec::new(); features.len()];
+    let mut end = vec![Vec::new(); features.len()];
+    tch::no_grad(|| {
+        for chunk in crate::infer::length_batches(&lengths, batch_size) {
+            let b = collate(&inputs, &chunk, pad_id, device);
+            let (s, e) = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
+            let (s, e) = (s.to_device(Device::Cpu).to_kind(Kind::Float), e.to_device(Device::Cpu).to_kind(Kind::Float));
+            for (row, &i) in chunk.iter().enumerate() {
+                let n = lengths[i] as i64;
+                start[i] = Vec::<f32>::try_from(s.get(row as i64).narrow(0, 0, n)).unwrap_or_default();
+                end[i] = Vec::<f32>::try_from(e.get(row as i64).narrow(0, 0, n)).unwrap_or_default();
+            }
+        }
+    });
+    (start, end)
+}
+
+/// A loaded QA model with what post-processing needs.
+pub struct QaModel {
+    pub vs: VarStore,
+    pub net: QuestionAnswering,
+    pub cfg: BertConfig,
+    pub tokenizer: tokenizers::Tokenizer,
+    pub pad_id: i64,
+    pub source_dir: PathBuf,
+}
+
+impl QaModel {
+    /// Answers for `examples`, with the official scores when the examples carry answers.
+    pub fn predict(&self, examples: &[SquadExample], qa: QaConfig, post: PostConfig, batch_size: usize) -> Result<(Predictions, usize)> {
+        let tok = qa_features::window_tokenizer(&self.tokenizer, qa)?;
+        let feats = qa_features::build(&tok, examples, qa, false)?;
+        let (start, end) = qa_logits(&self.net, &feats.features, self.pad_id, batch_size, self.vs.device());
+        Ok((postprocess(examples, &feats.features, &start, &end, post), feats.features.len()))
+    }
+
+    /// Writes an HF-style `BertForQuestionAnswering` directory.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        checkpoint::save_safetensors(&self.vs, &dir.join("model.safetensors"))?;
+        let mut cfg = self.cfg.clone();
+        cfg.extra.insert("architectures".into(), json!(["BertForQuestionAnswering"]));
+        cfg.model_type = Some("bert".into());
+        crate::io::write_json(&dir.join("config.json"), &cfg)?;
+        let mut tok = self.tokenizer.clone();
+        tok.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let text = tok.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        crate::io::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
+        for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+            let src = self.source_dir.join(f);
+            if src.is_file() && src != dir.join(f) {
+                crate::io::write_atomic(&dir.join(f), &crate::io::read(&src)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads a model directory as a QA model (a fresh `qa_outputs` if the checkpoint has none).
+pub fn load_model(dir: &Path, device: Device) -> Result<(QaModel, Vec<String>)> {
+    let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+    let (vs, net, report) = checkpoint::load_question_answering(dir, &cfg, device)?;
+    let tokenizer = load_tokenizer(dir)?;
+    let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0) as i64;
+    Ok((QaModel { vs, net, cfg, tokenizer, pad_id, source_dir: dir.into() }, report.newly_initialised))
+}
+
+fn questions(examples: &[SquadExample]) -> Vec<Question> {
+    examples.iter().map(|e| Question { id: e.id.clone(), answers: e.answers.iter().map(|a| a.text.clone()).collect() }).collect()
+}
+
+/// Official scores with run_qa's `eval_` key names.
+fn score(examples: &[SquadExample], p: &Predictions, v2: bool) -> Map<String, Value> {
+    let null_odds = v2.then_some(&p.null_odds);
+    let r = evaluate(&questions(examples), &p.predictions, v2, null_odds, 1.0);
+    r.as_object().into_iter().flatten().map(|(k, v)| (format!("eval_{k}"), v.clone())).collect()
+}
+
+struct SquadWork<'a> {
+    model: &'a QaModel,
+    train: &'a [QaFeature],
+    dev: &'a [SquadExample],
+    args: &'a SquadArgs,
+    best_dir: PathBuf,
+}
+
+impl Workload for SquadWork<'_> {
+    fn loss(&mut self, indices: &[usize]) -> Result<Tensor> {
+        let m = self.model;
+        let device = m.vs.device();
+        let inputs: Vec<_> = indices.iter().map(|&i| self.train[i].features.clone()).collect();
+        let all: Vec<usize> = (0..inputs.len()).collect();
+        let b = collate(&inputs, &all, m.pad_id, device);
+        let pos = |f: fn(&QaFeature) -> i64| Tensor::from_slice(&indices.iter().map(|&i| f(&self.train[i])).collect::<Vec<i64>>()).to_device(device);
+        let (s, e) = m.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, true);
+        Ok(QuestionAnswering::loss(&s, &e, &pos(|f| f.start_position), &pos(|f| f.end_position)))
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        let (p, _) = self.model.predict(self.dev, self.args.qa(), self.args.post(), self.args.per_device_eval_batch_size)?;
+        let metrics = score(self.dev, &p, self.args.version_2_with_negative);
+        let objective = metrics.get("eval_f1").and_then(Value::as_f64).unwrap_or(f64::NAN);
+        Ok(Evaluation { metrics, objective })
+    }
+
+    fn on_best(&mut self, _step: usize, _eval: &Evaluation) -> Result<()> {
+        self.model.save(&self.best_dir)
+    }
+}
+
+fn read_limited(path: &Path, limit: Option<usize>) -> Result<(Vec<SquadExample>, bool)> {
+    let mut d = squad::read(path)?;
+    d.examples.truncate(limit.unwrap_or(usize::MAX));
+    Ok((d.examples, d.v2))
+}
+
+pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
+    let out = &args.output_dir;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let model_dir = hub::resolve(&args.model_name_or_path)?;
+    let (train, train_v2) = read_limited(&args.train_file, args.max_train_samples)?;
+    let (dev, dev_v2) = read_limited(&args.dev_file, args.max_eval_samples)?;
+    if (train_v2 || dev_v2) && !args.version_2_with_negative {
+        return Err(Error::Invalid("the data has unanswerable questions (SQuAD 2.0): pass --version-2-with-negative".into()));
+    }
+    tch::manual_seed(args.train.seed as i64);
+    let (model, new) = load_model(&model_dir, args.device)?;
+    tracing::info!("loaded {}; newly initialised: {new:?}", model_dir.display());
+    let tok = qa_features::window_tokenizer(&model.tokenizer, args.qa())?;
+    let train_feats = qa_features::build(&tok, &train, args.qa(), true)?;
+    if !train_feats.mismatched_answers.is_empty() {
+        tracing::warn!(
+            "{} training answers do not match their context and were skipped (first: {})",
+            train_feats.mismatched_answers.len(),
+            train_feats.mismatched_answers[0]
+        );
+    }
+    tracing::info!("{} training questions → {} features; {} dev questions", train.len(), train_feats.features.len(), dev.len());
+    crate::io::write_json(&out.join("run_config.json"), &json!({
+        "command": "squad", "args": args, "model_dir": model_dir, "model_config": model.cfg,
+        "train_examples": train.len(), "train_features": train_feats.features.len(),
+        "skipped_mismatched_answers": train_feats.mismatched_answers, "environment": crate::run_info::environment(args.device),
+    }))?;
+    let run = RunContext {
+        output_dir: out,
+        resume: args.resume.clone(),
+        fingerprint: json!({
+            "command": "squad", "model": args.model_name_or_path,
+            "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
+            "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
+            "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
+            "doc_stride": args.doc_stride, "max_query_length": args.max_query_length,
+        })
+        .as_object()
+        .cloned()
+        .expect("object literal"),
+    };
+    let mut work = SquadWork { model: &model, train: &train_feats.features, dev: &dev, args, best_dir: out.join("best_model") };
+    let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
+
+    let (pred, n_features) = model.predict(&dev, args.qa(), args.post(), args.per_device_eval_batch_size)?;
+    crate::io::write_json(&out.join("predictions.json"), &pred.predictions)?;
+    crate::io::write_json(&out.join("nbest_predictions.json"), &pred.nbest)?;
+    if args.version_2_with_negative {
+        crate::io::write_json(&out.join("null_odds.json"), &pred.null_odds)?;
+    }
+    let mut results = score(&dev, &pred, args.version_2_with_negative);
+    results.insert("epoch".into(), json!(summary.epoch));
+    results.insert("eval_samples".into(), json!(n_features));
+    model.save(out)?;
+    crate::io::write_json(&out.join("train_results.json"), &json!({
+        "epoch": summary.epoch, "global_step": summary.global_step, "train_loss": summary.train_loss,
+        "train_runtime": summary.train_runtime_s, "train_samples_per_second": summary.train_samples_per_second,
+        "train_samples": train_feats.features.len(), "best_step": summary.best.map(|b| b.0),
+        "device": format!("{:?}", args.device), "peak_rss_kib": crate::run_info::peak_rss_kib(),
+    }))?;
+    crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("squad seed {}", args.train.seed))?;
+    let mut sorted: Vec<(String, Value)> = results.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let results: Map<String, Value> = sorted.into_iter().collect();
+    crate::io::write_json(&out.join("eval_results.json"), &results)?;
+    Ok(results)
+}
+
+/// Splits a SQuAD file into train and dev files by whole articles (seeded), so no paragraph of a
+/// dev article was seen in training. Returns (train articles, dev articles).
+pub fn split(input: &Path, dev_fraction: f64, seed: u64, out_dir: &Path) -> Result<(usize, usize)> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    squad::read(input)?;
+    let root: Value = serde_json::from_slice(&crate::io::read(input)?).map_err(|e| Error::Json { path: input.into(), source: e })?;
+    let articles = root["data"].as_array().cloned().unwrap_or_default();
+    if !(0.0..1.0).contains(&dev_fraction) {
+        return Err(Error::Invalid(format!("dev fraction {dev_fraction} must lie in [0, 1)")));
+    }
+    let mut idx: Vec<usize> = (0..articles.len()).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let n_dev = ((articles.len() as f64 * dev_fraction).ceil() as usize).min(articles.len().saturating_sub(1));
+    let mut dev_idx = idx[..n_dev].to_vec();
+    dev_idx.sort();
+    let version = root.get("version").cloned().unwrap_or(json!("1.1"));
+    let pick = |keep: &dyn Fn(usize) -> bool| json!({ "version": version, "data": (0..articles.len()).filter(|&i| keep(i)).map(|i| articles[i].clone()).collect::<Vec<_>>() });
+    crate::io::write_atomic(&out_dir.join("dev.json"), pick(&|i| dev_idx.binary_search(&i).is_ok()).to_string().as_bytes())?;
+    crate::io::write_atomic(&out_dir.join("train.json"), pick(&|i| dev_idx.binary_search(&i).is_err()).to_string().as_bytes())?;
+    Ok((articles.len() - n_dev, n_dev))
+}
