@@ -88,3 +88,50 @@ fn mismatched_answers_are_reported_not_trained_on() {
     assert!(feats.mismatched_answers[1].contains("past the end of the context"), "{:?}", feats.mismatched_answers);
     assert!(window_tokenizer(&load_tokenizer(&model).unwrap(), QaConfig { max_seq_length: 64, doc_stride: 60, max_query_length: 8 }).is_err());
 }
+
+#[test]
+fn squad_command_trains_predicts_and_scores() {
+    let Some(model) = common::model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = "The Eiffel Tower in Paris was completed in 1889. It was designed by the company of Gustave Eiffel.";
+    let qa = |id: &str, q: &str, a: &str| serde_json::json!({ "id": id, "question": q, "answers": [{ "text": a, "answer_start": ctx.find(a).unwrap() }] });
+    let data = serde_json::json!({ "version": "1.1", "data": [{ "title": "Eiffel", "paragraphs": [{ "context": ctx, "qas": [
+        qa("1", "When was the tower completed?", "1889"), qa("2", "Where is the tower?", "Paris"),
+        qa("3", "Whose company designed it?", "Gustave Eiffel"), qa("4", "What was completed in 1889?", "The Eiffel Tower"),
+    ] }] }] });
+    let file = tmp.path().join("data.json");
+    std::fs::write(&file, data.to_string()).unwrap();
+    let out = tmp.path().join("run");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_finetune"))
+        .args(["squad", "--max-seq-length", "64", "--doc-stride", "16", "--max-query-length", "16", "--batch-size", "4", "--max-steps", "3", "--save-strategy", "no"])
+        .arg("--model").arg(&model).arg("--train-file").arg(&file).arg("--dev-file").arg(&file).arg("--output-dir").arg(&out)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let preds: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&std::fs::read(out.join("predictions.json")).unwrap()).unwrap();
+    assert_eq!(preds.len(), 4);
+    // Every answer is a span of the context.
+    assert!(preds.values().all(|p| ctx.contains(p.as_str().unwrap())), "{preds:?}");
+    // eval_results.json is the official evaluation of predictions.json.
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("eval_results.json")).unwrap()).unwrap();
+    let questions: Vec<finetune::eval::squad::Question> = data["data"][0]["paragraphs"][0]["qas"].as_array().unwrap().iter()
+        .map(|q| finetune::eval::squad::Question { id: q["id"].as_str().unwrap().into(), answers: vec![q["answers"][0]["text"].as_str().unwrap().into()] })
+        .collect();
+    let official = finetune::eval::squad::evaluate(&questions, &preds, false, None, 1.0);
+    assert_eq!(results["eval_f1"], official["f1"]);
+    assert_eq!(results["eval_exact_match"], official["exact_match"]);
+    assert!(out.join("nbest_predictions.json").is_file() && out.join("model.safetensors").is_file());
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["architectures"][0], "BertForQuestionAnswering");
+
+    // `squad predict` answers from the saved model with a span of the given context.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_finetune"))
+        .args(["squad", "predict", "--context", ctx, "--question", "When was the tower completed?", "--max-seq-length", "64", "--doc-stride", "16", "--max-query-length", "16"])
+        .arg("--model").arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(ctx.contains(v["answer"].as_str().unwrap()), "{v}");
+}
