@@ -33,3 +33,8 @@ pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Serialises a device as `Cpu` / `Cuda(0)`, for run configs.
+pub fn serialize_device<S: serde::Serializer>(d: &tch::Device, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{d:?}"))
+}

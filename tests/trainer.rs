@@ -43,11 +43,7 @@ fn args() -> TrainArgs {
     TrainArgs {
         optim: AdamWConfig { learning_rate: 0.1, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 },
         lr_scheduler_type: SchedulerType::Constant,
-        warmup_steps: 0,
-        warmup_ratio: 0.0,
-        max_grad_norm: 1.0,
         per_device_train_batch_size: 1,
-        gradient_accumulation_steps: 1,
         num_train_epochs: 1.0,
         max_steps: Some(20),
         seed: 1,
@@ -55,13 +51,7 @@ fn args() -> TrainArgs {
         eval_steps: Some(2),
         eval_each_epoch: false,
         save_strategy: SaveStrategy::No,
-        save_steps: 500,
-        save_total_limit: None,
-        metric_for_best_model: None,
-        greater_is_better: None,
-        early_stopping_patience: None,
-        early_stopping_threshold: 0.0,
-        skip_nonfinite: false,
+        ..TrainArgs::default()
     }
 }
 

@@ -123,14 +123,8 @@ pub struct SquadTrainCli {
     pub null_score_diff_threshold: f64,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
-    /// Use only the first N training questions.
-    #[arg(long)]
-    pub max_train_samples: Option<usize>,
-    /// Evaluate on the first N dev questions.
-    #[arg(long)]
-    pub max_eval_samples: Option<usize>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub run: RunCli,
     #[command(flatten)]
     pub training: TrainCli,
 }
@@ -309,8 +303,17 @@ pub struct GlueCli {
     /// Also predict the unlabeled test file(s) into predict_results_<task>.txt.
     #[arg(long)]
     pub do_predict: bool,
+    #[command(flatten)]
+    pub run: RunCli,
+}
+
+/// Data limits and device, shared by every training command.
+#[derive(Args, Debug, Clone)]
+pub struct RunCli {
+    /// Use only the first N training examples (questions for SQuAD).
     #[arg(long)]
     pub max_train_samples: Option<usize>,
+    /// Evaluate on the first N dev examples.
     #[arg(long)]
     pub max_eval_samples: Option<usize>,
     /// cpu, cuda, cuda:N or auto.
@@ -476,10 +479,10 @@ impl GlueCli {
             train,
             baseline: self.baseline.map(|BaselineArg::Majority| Baseline::Majority),
             do_predict: self.do_predict,
-            device: parse_device(&self.device)?,
+            device: parse_device(&self.run.device)?,
             load_best_model_at_end: self.load_best_model_at_end,
-            max_train_samples: self.max_train_samples,
-            max_eval_samples: self.max_eval_samples,
+            max_train_samples: self.run.max_train_samples,
+            max_eval_samples: self.run.max_eval_samples,
             resume,
         })
     }
@@ -599,9 +602,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 null_score_diff_threshold: t.null_score_diff_threshold,
                 per_device_eval_batch_size: t.eval_batch_size,
                 train,
-                device: parse_device(&t.device)?,
-                max_train_samples: t.max_train_samples,
-                max_eval_samples: t.max_eval_samples,
+                device: parse_device(&t.run.device)?,
+                max_train_samples: t.run.max_train_samples,
+                max_eval_samples: t.run.max_eval_samples,
                 resume,
             };
             let results = crate::train::squad::run(&args)?;

@@ -182,3 +182,20 @@ pub fn save_config(cfg: &BertConfig, labels: Option<&[&str]>, task: &str, path: 
     cfg.model_type = Some("bert".into());
     crate::io::write_json(path, &cfg)
 }
+
+/// Writes the tokenizer of a fine-tuned model directory: `tokenizer.json` with no truncation or
+/// padding baked in, plus the base model's vocabulary and tokenizer configs.
+pub fn save_tokenizer(tokenizer: &tokenizers::Tokenizer, source_dir: &Path, dir: &Path) -> Result<()> {
+    let mut tok = tokenizer.clone();
+    tok.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tok.with_padding(None);
+    let text = tok.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    crate::io::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
+    for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+        let src = source_dir.join(f);
+        if src.is_file() && src != dir.join(f) {
+            crate::io::write_atomic(&dir.join(f), &crate::io::read(&src)?)?;
+        }
+    }
+    Ok(())
+}

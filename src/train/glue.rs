@@ -33,16 +33,12 @@ pub struct GlueArgs {
     pub train: TrainArgs,
     pub baseline: Option<Baseline>,
     pub do_predict: bool,
-    #[serde(serialize_with = "ser_device")]
+    #[serde(serialize_with = "crate::run_info::serialize_device")]
     pub device: Device,
     pub load_best_model_at_end: bool,
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
     pub resume: Option<ResumeFrom>,
-}
-
-fn ser_device<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{d:?}"))
 }
 
 /// A tokenised split.
@@ -98,15 +94,7 @@ impl Model {
     fn save(&self, dir: &Path) -> Result<()> {
         checkpoint::save_safetensors(&self.vs, &dir.join("model.safetensors"))?;
         checkpoint::save_config(&self.cfg, self.task.labels(), self.task.name(), &dir.join("config.json"))?;
-        let tok = self.encoder.tokenizer_for_saving()?.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        crate::io::write_atomic(&dir.join("tokenizer.json"), tok.as_bytes())?;
-        for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-            let src = self.source_dir.join(f);
-            if src.is_file() && src != dir.join(f) {
-                crate::io::write_atomic(&dir.join(f), &crate::io::read(&src)?)?;
-            }
-        }
-        Ok(())
+        checkpoint::save_tokenizer(&self.encoder.tokenizer_for_saving()?, &self.source_dir, dir)
     }
 }
 

@@ -34,15 +34,11 @@ pub struct SquadArgs {
     pub null_score_diff_threshold: f64,
     pub per_device_eval_batch_size: usize,
     pub train: TrainArgs,
-    #[serde(serialize_with = "ser_device")]
+    #[serde(serialize_with = "crate::run_info::serialize_device")]
     pub device: Device,
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
     pub resume: Option<ResumeFrom>,
-}
-
-fn ser_device<S: serde::Serializer>(d: &Device, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{d:?}"))
 }
 
 impl SquadArgs {
@@ -107,17 +103,7 @@ impl QaModel {
         cfg.extra.insert("architectures".into(), json!(["BertForQuestionAnswering"]));
         cfg.model_type = Some("bert".into());
         crate::io::write_json(&dir.join("config.json"), &cfg)?;
-        let mut tok = self.tokenizer.clone();
-        tok.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let text = tok.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        crate::io::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
-        for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-            let src = self.source_dir.join(f);
-            if src.is_file() && src != dir.join(f) {
-                crate::io::write_atomic(&dir.join(f), &crate::io::read(&src)?)?;
-            }
-        }
-        Ok(())
+        checkpoint::save_tokenizer(&self.tokenizer, &self.source_dir, dir)
     }
 }
 

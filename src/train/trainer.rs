@@ -85,6 +85,36 @@ pub struct TrainArgs {
     pub skip_nonfinite: bool,
 }
 
+/// run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, linear decay without warmup, no weight
+/// decay, clipping at 1.0, evaluation each epoch, a checkpoint every 500 steps.
+impl Default for TrainArgs {
+    fn default() -> Self {
+        TrainArgs {
+            optim: AdamWConfig { learning_rate: 2e-5, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 },
+            lr_scheduler_type: SchedulerType::Linear,
+            warmup_steps: 0,
+            warmup_ratio: 0.0,
+            max_grad_norm: 1.0,
+            per_device_train_batch_size: 32,
+            gradient_accumulation_steps: 1,
+            num_train_epochs: 3.0,
+            max_steps: None,
+            seed: 42,
+            logging_steps: 10,
+            eval_steps: None,
+            eval_each_epoch: true,
+            save_strategy: SaveStrategy::Steps,
+            save_steps: 500,
+            save_total_limit: None,
+            metric_for_best_model: None,
+            greater_is_better: None,
+            early_stopping_patience: None,
+            early_stopping_threshold: 0.0,
+            skip_nonfinite: false,
+        }
+    }
+}
+
 /// Where a run keeps its files, and what identifies it for a resume.
 pub struct RunContext<'a> {
     pub output_dir: &'a Path,
