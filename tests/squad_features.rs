@@ -134,4 +134,15 @@ fn squad_command_trains_predicts_and_scores() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(ctx.contains(v["answer"].as_str().unwrap()), "{v}");
+
+    // `finetune predict` on a QA model: JSONL questions in, answers with character offsets out.
+    let input = tmp.path().join("questions.jsonl");
+    let ctx2 = "Zürich’s café opened in 1901; Über-Chef Anna ran it.";
+    std::fs::write(&input, serde_json::json!({ "id": "z", "question": "Who ran the café?", "context": ctx2 }).to_string() + "\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_finetune")).arg("predict").arg("--model").arg(&out).arg("--input").arg(&input).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["id"], "z");
+    let (s, e) = (v["offsets"][0].as_u64().unwrap() as usize, v["offsets"][1].as_u64().unwrap() as usize);
+    assert_eq!(ctx2.chars().skip(s).take(e - s).collect::<String>(), v["answer"].as_str().unwrap());
 }

@@ -666,8 +666,79 @@ pub fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Whether a model directory holds a `BertForQuestionAnswering`.
+fn is_qa_model(dir: &std::path::Path) -> bool {
+    std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|c| c["architectures"].as_array().is_some_and(|a| a.iter().any(|x| x == "BertForQuestionAnswering")))
+}
+
+/// `finetune predict` with a QA model: JSONL `{"question", "context", "id"?}` in, one answer (text,
+/// character offsets, score, probability) per line out.
+fn predict_qa(p: &PredictCli) -> Result<()> {
+    let (model, new) = crate::train::squad::load_model(&p.model.model, parse_device(&p.model.device)?)?;
+    if !new.is_empty() {
+        return Err(Error::file(&p.model.model, format!("not a fine-tuned QA model: it lacks {new:?}")));
+    }
+    let text = String::from_utf8(crate::io::read(&p.input)?).map_err(|_| Error::file(&p.input, "not UTF-8"))?;
+    let mut examples = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |m: String| Error::data(&p.input, i + 1, m);
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string).ok_or_else(|| bad(format!("expected a string field `{k}`")));
+        examples.push(crate::data::squad::SquadExample {
+            id: v.get("id").map_or_else(|| examples.len().to_string(), |x| x.as_str().map_or_else(|| x.to_string(), str::to_string)),
+            title: String::new(),
+            context: field("context")?,
+            question: field("question")?,
+            answers: vec![],
+            is_impossible: false,
+            plausible_answers: vec![],
+        });
+    }
+    // Windows and post-processing as the model was trained and evaluated (run_config.json), else
+    // run_qa.py's defaults.
+    let trained: serde_json::Value =
+        std::fs::read(p.model.model.join("run_config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let arg = |k: &str, d: u64| trained["args"][k].as_u64().unwrap_or(d) as usize;
+    let qa = crate::data::qa_features::QaConfig {
+        max_seq_length: p.model.max_seq_length.unwrap_or(arg("max_seq_length", 384)),
+        doc_stride: arg("doc_stride", 128),
+        max_query_length: arg("max_query_length", 64),
+    };
+    let post = crate::eval::qa_post::PostConfig {
+        n_best_size: arg("n_best_size", 20),
+        max_answer_length: arg("max_answer_length", 30),
+        version_2: trained["args"]["version_2_with_negative"].as_bool().unwrap_or(false),
+        null_score_diff_threshold: trained["args"]["null_score_diff_threshold"].as_f64().unwrap_or(0.0),
+    };
+    let start = std::time::Instant::now();
+    let (preds, _) = model.predict(&examples, qa, post, p.batch_size)?;
+    let mut out = String::new();
+    for ex in &examples {
+        let best = &preds.nbest[&ex.id][0];
+        let line = serde_json::json!({
+            "id": ex.id, "answer": preds.predictions[&ex.id], "offsets": best["offsets"],
+            "score": best["start_logit"].as_f64().unwrap_or(0.0) + best["end_logit"].as_f64().unwrap_or(0.0),
+            "probability": best["probability"],
+        });
+        out += &(line.to_string() + "\n");
+    }
+    match &p.output {
+        Some(path) => crate::io::write_atomic(path, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("{} answers in {secs:.2} s ({:.1} questions/s)", examples.len(), examples.len() as f64 / secs.max(1e-9));
+    Ok(())
+}
+
 /// `finetune predict`: JSONL predictions in input order, with throughput on stderr.
 fn predict(p: PredictCli) -> Result<()> {
+    if is_qa_model(&p.model.model) {
+        return predict_qa(&p);
+    }
     let model = p.model.load()?;
     let rows = crate::infer::input::read(&p.input, model.task.as_deref())?;
     let inputs: Vec<crate::infer::Input> = rows.iter().map(|r| r.input.clone()).collect();

@@ -23,6 +23,9 @@ pub struct Candidate {
     pub probability: f64,
     pub start_logit: f64,
     pub end_logit: f64,
+    /// Character offsets of the answer in the context (absent for the null answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<(usize, usize)>,
     /// Byte span in the context (absent for the null answer).
     #[serde(skip)]
     pub span: Option<(usize, usize)>,
@@ -66,7 +69,7 @@ pub fn postprocess(
             let (sl, el, offsets) = (&start_logits[f], &end_logits[f], &features[f].offsets);
             let null_score = (sl[0] + el[0]) as f64;
             if null.as_ref().is_none_or(|n| n.score > null_score) {
-                null = Some(Candidate { text: String::new(), probability: 0.0, start_logit: sl[0] as f64, end_logit: el[0] as f64, span: None, score: null_score });
+                null = Some(Candidate { text: String::new(), probability: 0.0, start_logit: sl[0] as f64, end_logit: el[0] as f64, offsets: None, span: None, score: null_score });
             }
             for &s in &top_n(sl, cfg.n_best_size) {
                 for &e in &top_n(el, cfg.n_best_size) {
@@ -79,6 +82,7 @@ pub fn postprocess(
                         probability: 0.0,
                         start_logit: sl[s] as f64,
                         end_logit: el[e] as f64,
+                        offsets: None,
                         span: Some((so.0, eo.1)),
                         score: (sl[s] + el[e]) as f64,
                     });
@@ -95,12 +99,14 @@ pub fn postprocess(
             prelim.extend(null.clone());
         }
         if prelim.is_empty() || (prelim.len() == 1 && prelim[0].text.is_empty()) {
-            prelim.insert(0, Candidate { text: "empty".into(), probability: 0.0, start_logit: 0.0, end_logit: 0.0, span: None, score: 0.0 });
+            prelim.insert(0, Candidate { text: "empty".into(), probability: 0.0, start_logit: 0.0, end_logit: 0.0, offsets: None, span: None, score: 0.0 });
         }
         let max = prelim.iter().map(|c| c.score).fold(f64::NEG_INFINITY, f64::max);
         let z: f64 = prelim.iter().map(|c| (c.score - max).exp()).sum();
         for c in &mut prelim {
             c.probability = (c.score - max).exp() / z;
+            let chars = |b: usize| ex.context[..b].chars().count();
+            c.offsets = c.span.map(|(s, e)| (chars(s), chars(e)));
         }
         let answer = if !cfg.version_2 {
             prelim[0].text.clone()
