@@ -227,7 +227,8 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     finish(out, results)
 }
 
-fn finish(out: &Path, results: Map<String, Value>) -> Result<Map<String, Value>> {
+/// Writes `eval_results.json` and returns what it holds.
+pub(crate) fn finish(out: &Path, results: Map<String, Value>) -> Result<Map<String, Value>> {
     // Sorted keys, as run_glue.py writes them; no timings, so equal runs give equal bytes.
     let sorted: Map<String, Value> = {
         let mut v: Vec<_> = results.into_iter().collect();

@@ -226,11 +226,7 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
         "device": format!("{:?}", args.device), "peak_rss_kib": crate::run_info::peak_rss_kib(),
     }))?;
     crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("squad seed {}", args.train.seed))?;
-    let mut sorted: Vec<(String, Value)> = results.into_iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let results: Map<String, Value> = sorted.into_iter().collect();
-    crate::io::write_json(&out.join("eval_results.json"), &results)?;
-    Ok(results)
+    crate::train::glue::finish(out, results)
 }
 
 /// Splits a SQuAD file into train and dev files by whole articles (seeded), so no paragraph of a

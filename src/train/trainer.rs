@@ -358,8 +358,9 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             bar.inc(1);
             st.epoch = round4(step as f64 / steps_per_epoch as f64);
             if step % args.logging_steps.max(1) == 0 || step == total {
-                let mean = interval_loss.double_value(&[]) / st.interval_steps.max(1) as f64;
-                st.loss_sum += interval_loss.double_value(&[]);
+                let interval_sum = interval_loss.double_value(&[]);
+                let mean = interval_sum / st.interval_steps.max(1) as f64;
+                st.loss_sum += interval_sum;
                 let secs = interval_start.elapsed().as_secs_f64();
                 let eps = st.interval_examples as f64 / secs.max(1e-9);
                 bar.set_message(format!("loss {mean:.4} lr {lr:.2e} {eps:.1} ex/s"));
