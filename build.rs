@@ -3,6 +3,8 @@
 //! against, and links `torch_cuda` with `--no-as-needed` so CUDA registers when a driver exists
 //! (the linker would otherwise drop it, since nothing references it directly). RUNPATH rather than
 //! RPATH, so `LD_LIBRARY_PATH` can still point the binary at another torch 2.11 install.
+//! It also compiles `csrc/torch_ext.cpp` (libtorch entry points tch does not expose) against the
+//! same libtorch's headers.
 use std::path::{Path, PathBuf};
 
 fn libtorch_dir() -> Option<PathBuf> {
@@ -24,7 +26,11 @@ fn main() {
     record_git_revision();
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
-    let Some(torch) = libtorch_dir() else { return };
+    println!("cargo:rerun-if-changed=csrc/torch_ext.cpp");
+    let Some(torch) = libtorch_dir() else {
+        panic!("set LIBTORCH to a torch 2.11 installation (`export LIBTORCH=$(bash scripts/setup-libtorch.sh)`)");
+    };
+    compile_ext(&torch);
     let lib = torch.join("lib");
     if let Ok(v) = std::fs::read_to_string(torch.join("version.py")) {
         if let Some(line) = v.lines().find(|l| l.starts_with("__version__")) {
@@ -47,6 +53,20 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+}
+
+fn compile_ext(torch: &Path) {
+    let include = torch.join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/torch_ext.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag_if_supported("-Wno-unused-parameter")
+        .warnings(false)
+        .compile("finetune_torch_ext");
 }
 
 fn nvidia_lib_dirs(nvidia: &Path) -> Vec<PathBuf> {

@@ -39,7 +39,7 @@ fn forward_matches_transformers() {
     });
 
     let idx: Vec<usize> = (0..feats.len()).collect();
-    let batch = finetune::data::batch::collate(&feats, &idx, enc.pad_id, Device::Cpu);
+    let batch = finetune::data::batch::collate(&feats, &idx, enc.pad_id, 1, Device::Cpu);
     let (hidden, pooled) = tch::no_grad(|| net.bert.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false));
     let logits = tch::no_grad(|| net.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false));
     for (i, f) in feats.iter().enumerate() {

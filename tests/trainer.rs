@@ -1,7 +1,7 @@
 //! The training loop's control logic on a workload whose metric curve is scripted: best-model
 //! selection, early stopping (patience and threshold), `metric_for_best_model` with a loss, and
 //! the NaN policy. The "model" is one scalar weight, so each case runs in milliseconds.
-use finetune::train::optim::AdamWConfig;
+use finetune::train::optim::{AdamWConfig, OptimizerKind};
 use finetune::train::schedule::SchedulerType;
 use finetune::train::trainer::{train, Evaluation, RunContext, SaveStrategy, TrainArgs, TrainSummary, Workload};
 use finetune::{Error, Result};
@@ -134,10 +134,51 @@ fn non_finite_loss_stops_naming_the_step_or_is_skipped() {
 }
 
 #[test]
+fn fused_optimizer_skips_on_the_device_and_reports_the_step_at_the_next_log() {
+    let mut a = args();
+    a.optim_kind = OptimizerKind::AdamwTorchFused;
+    a.logging_steps = 5;
+    let (r, work) = run(&a, &[0.5], &[3]);
+    match r {
+        Err(Error::NonFinite { step, .. }) => assert_eq!(step, 3),
+        other => panic!("expected NonFinite, got {:?}", other.map(|s| s.global_step)),
+    }
+    // The NaN step never reached the weight.
+    assert!(work.w.double_value(&[0]).is_finite());
+    a.skip_nonfinite = true;
+    let (r, work) = run(&a, &[0.5], &[3, 7]);
+    let s = r.unwrap();
+    assert_eq!((s.skipped_nonfinite_steps, s.global_step), (2, 20));
+    assert!(work.w.double_value(&[0]).is_finite());
+    // fp16 overflows are expected: skipped by the loss scaler, counted, never an error.
+    let mut a = args();
+    a.fp16 = true;
+    let (r, _) = run(&a, &[0.5], &[3]);
+    assert_eq!(r.unwrap().skipped_nonfinite_steps, 1);
+}
+
+#[test]
 fn early_stopping_without_evaluations_is_refused() {
     let mut a = args();
     a.early_stopping_patience = Some(1);
     a.eval_steps = None;
     let (r, _) = run(&a, &[0.5], &[]);
     assert!(r.err().unwrap().to_string().contains("early stopping needs evaluations"));
+}
+
+#[test]
+fn group_by_length_sorts_within_megabatches_and_keeps_every_example() {
+    use finetune::train::trainer::group_by_length;
+    let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 128 + 1).collect();
+    let mut order = finetune::data::batch::epoch_order(1000, 3, 0);
+    let shuffled = order.clone();
+    group_by_length(&mut order, &lengths, 4);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    for mega in order.chunks(200) {
+        assert!(mega.windows(2).all(|w| lengths[w[0]] >= lengths[w[1]]));
+    }
+    let padded = |o: &[usize]| o.chunks(4).map(|b| b.iter().map(|&i| lengths[i]).max().unwrap() * b.len()).sum::<usize>();
+    assert!(padded(&order) * 10 < padded(&shuffled) * 7, "padding {} vs {}", padded(&order), padded(&shuffled));
 }

@@ -1,85 +1,177 @@
-//! `finetune bench`: times full training steps (forward, backward, clipping, AdamW) of the GLUE
-//! classifier on real task batches taken in file order, so an external reference (bench/
-//! train_step.py, PyTorch + transformers) can time the very same batches. Prints one JSON line.
+//! `finetune bench`: times full training steps (forward, backward, clipping, AdamW — the training
+//! loop's own `Stepper`) and prints one JSON line.
+//!
+//! Presets: `glue` runs the given model on real task batches taken in file order, so bench/
+//! train_step.py (PyTorch + transformers) can time the very same batches; `bert-base-cls`,
+//! `bert-base-qa` and `resnet50` use random weights and inputs at fixed shapes, the shapes
+//! bench/gpu_bench.py times in PyTorch eager.
+use super::DeviceCli;
 use crate::data::batch::{collate, Labels};
 use crate::data::glue::{self, Task};
 use crate::data::tokenize::{load_tokenizer, TextEncoder};
 use crate::error::{Error, Result};
+use crate::model::heads::{QuestionAnswering, SequenceClassifier};
+use crate::model::vision::resnet::{Depth, ResNet};
 use crate::model::{checkpoint, config::BertConfig, hub};
-use crate::train::optim::{AdamW, AdamWConfig};
-use clap::Args;
+use crate::train::step::Stepper;
+use crate::train::trainer::TrainArgs;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::Device;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    Glue,
+    BertBaseCls,
+    BertBaseQa,
+    Resnet50,
+}
 
 #[derive(Args, Debug)]
 pub struct BenchCli {
+    #[arg(long, value_enum, default_value = "glue")]
+    pub preset: Preset,
+    /// GLUE task of the `glue` preset.
     #[arg(long, default_value = "rte")]
     pub task: String,
+    /// Model of the `glue` preset.
     #[arg(long, default_value = hub::DEFAULT_MODEL)]
     pub model: String,
+    /// GLUE data of the `glue` preset.
     #[arg(long, env = "GLUE_DIR")]
-    pub data_dir: PathBuf,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_length: usize,
+    pub data_dir: Option<PathBuf>,
+    /// Default: 32 (64 for resnet50).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Default: 128 (384 for bert-base-qa).
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
     /// Timed steps (after the warm-up steps).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceCli,
+}
+
+/// A training step's loss for step `i` (inputs rotate so no step re-reads a cached batch).
+type LossFn<'a> = Box<dyn FnMut(usize) -> Result<Tensor> + 'a>;
+
+/// bert-base-uncased's shape (12 layers, 768 hidden, 12 heads, 3072 intermediate).
+fn bert_base() -> BertConfig {
+    serde_json::from_value(serde_json::json!({
+        "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "intermediate_size": 3072, "model_type": "bert",
+    }))
+    .expect("static config")
+}
+
+/// Random token batches (ids, type ids, mask) already on the device.
+fn random_text(n: usize, batch: i64, seq: i64, vocab: i64, device: Device) -> Vec<[Tensor; 3]> {
+    (0..n)
+        .map(|_| {
+            let ids = Tensor::randint_low(1000, vocab, [batch, seq], (Kind::Int64, device));
+            [ids.shallow_clone(), ids.zeros_like(), ids.ones_like()]
+        })
+        .collect()
 }
 
 pub fn run(b: BenchCli) -> Result<()> {
-    let task: Task = b.task.parse()?;
-    let device = super::parse_device(&b.device)?;
-    let dir = hub::resolve(&b.model)?;
-    let cfg = BertConfig::from_file(&dir.join("config.json"))?;
-    let enc = TextEncoder::new(load_tokenizer(&dir)?, b.max_seq_length)?;
-    let n = (b.steps + b.warmup) * b.batch_size;
-    let mut examples = glue::read_labelled(task, &task.task_dir(&b.data_dir).join("train.tsv"))?;
-    if examples.len() < n {
-        return Err(Error::Invalid(format!("{} has {} training examples; {n} needed", task.name(), examples.len())));
-    }
-    examples.truncate(n);
-    let features = enc.encode(examples.iter().map(|e| (e.text_a.as_str(), e.text_b.as_deref())))?;
-    let labels = Labels::from_targets(examples.iter().map(|e| e.target)).expect("labelled split");
+    let mut args = TrainArgs::default();
+    let device = b.device.apply(&mut args)?;
     tch::manual_seed(0);
-    let (vs, net, _) = checkpoint::load_sequence_classifier(&dir, &cfg, task.num_labels(), device)?;
-    let mut opt = AdamW::new(&vs, AdamWConfig { learning_rate: 2e-5, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 })?;
-    let idx: Vec<usize> = (0..n).collect();
-    let mut start = Instant::now();
-    let mut tokens = 0usize;
-    for (i, chunk) in idx.chunks(b.batch_size).enumerate() {
-        if i == b.warmup {
-            if let Device::Cuda(_) = device {
-                tch::Cuda::synchronize(0);
+    let batch = b.batch_size.unwrap_or(if b.preset == Preset::Resnet50 { 64 } else { 32 }) as i64;
+    let seq = b.max_seq_length.unwrap_or(if b.preset == Preset::BertBaseQa { 384 } else { 128 }) as i64;
+    let mut vs = VarStore::new(Device::Cpu);
+    let mut padded_tokens = 0.0;
+    let mut loss: LossFn = match b.preset {
+        Preset::Glue => {
+            let task: Task = b.task.parse()?;
+            let data_dir = b.data_dir.clone().ok_or_else(|| Error::Invalid("the glue preset needs --data-dir (or GLUE_DIR)".into()))?;
+            let dir = hub::resolve(&b.model)?;
+            let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+            let enc = TextEncoder::new(load_tokenizer(&dir)?, seq as usize)?;
+            let n = (b.steps + b.warmup) * batch as usize;
+            let mut examples = glue::read_labelled(task, &task.task_dir(&data_dir).join("train.tsv"))?;
+            if examples.len() < n {
+                return Err(Error::Invalid(format!("{} has {} training examples; {n} needed", task.name(), examples.len())));
             }
-            start = Instant::now();
-            tokens = 0;
+            examples.truncate(n);
+            let features = enc.encode(examples.iter().map(|e| (e.text_a.as_str(), e.text_b.as_deref())))?;
+            let labels = Labels::from_targets(examples.iter().map(|e| e.target)).expect("labelled split");
+            let (loaded, net, _) = checkpoint::load_sequence_classifier(&dir, &cfg, task.num_labels(), device)?;
+            vs = loaded;
+            let idx: Vec<usize> = (0..n).collect();
+            let chunks: Vec<Vec<usize>> = idx.chunks(batch as usize).map(<[usize]>::to_vec).collect();
+            padded_tokens = chunks.iter().skip(b.warmup).map(|c| c.iter().map(|&i| features[i].input_ids.len()).max().unwrap_or(0) * c.len()).sum::<usize>() as f64
+                / b.steps as f64;
+            Box::new(move |i| {
+                let x = collate(&features, &chunks[i], enc.pad_id, args.pad_to_multiple_of, device);
+                let logits = net.forward(&x.input_ids, &x.token_type_ids, &x.attention_mask, true);
+                Ok(net.loss(&logits, &labels.gather(&chunks[i], device)))
+            })
         }
-        let batch = collate(&features, chunk, enc.pad_id, device);
-        tokens += batch.input_ids.numel();
-        opt.zero_grad();
-        let logits = net.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, true);
-        net.loss(&logits, &labels.gather(chunk, device)).backward();
-        let _ = opt.clip_grad_norm(1.0);
-        opt.step();
+        Preset::BertBaseCls => {
+            let net = SequenceClassifier::new(&vs.root(), &bert_base(), 2);
+            vs.set_device(device);
+            let inputs = random_text(4, batch, seq, 30522, device);
+            let labels = Tensor::randint(2, [batch], (Kind::Int64, device));
+            padded_tokens = (batch * seq) as f64;
+            Box::new(move |i| {
+                let [ids, tt, mask] = &inputs[i % inputs.len()];
+                Ok(net.loss(&net.forward(ids, tt, mask, true), &labels))
+            })
+        }
+        Preset::BertBaseQa => {
+            let net = QuestionAnswering::new(&vs.root(), &bert_base());
+            vs.set_device(device);
+            let inputs = random_text(4, batch, seq, 30522, device);
+            let (starts, ends) = (Tensor::randint(seq, [batch], (Kind::Int64, device)), Tensor::randint(seq, [batch], (Kind::Int64, device)));
+            padded_tokens = (batch * seq) as f64;
+            Box::new(move |i| {
+                let [ids, tt, mask] = &inputs[i % inputs.len()];
+                let (s, e) = net.forward(ids, tt, mask, true);
+                Ok(QuestionAnswering::loss(&s, &e, &starts, &ends))
+            })
+        }
+        Preset::Resnet50 => {
+            let net = ResNet::new(&vs.root(), Depth::R50, 1000);
+            vs.set_device(device);
+            let images: Vec<Tensor> = (0..4).map(|_| Tensor::randn([batch, 3, 224, 224], (Kind::Float, device))).collect();
+            let labels = Tensor::randint(1000, [batch], (Kind::Int64, device));
+            Box::new(move |i| Ok(net.forward_t(&images[i % images.len()], true).cross_entropy_for_logits(&labels)))
+        }
+    };
+    let mut stepper = Stepper::new(&vs, &args)?;
+    let sync = || {
+        if let Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
+        }
+    };
+    let mut start = Instant::now();
+    for i in 0..b.warmup + b.steps {
+        if i == b.warmup {
+            sync();
+            start = Instant::now();
+        }
+        stepper.begin();
+        stepper.backward(1.0, || loss(i))?;
+        stepper.finish(args.optim.learning_rate, i + 1)?;
     }
-    if let Device::Cuda(_) = device {
-        tch::Cuda::synchronize(0);
-    }
+    sync();
     let secs = start.elapsed().as_secs_f64();
-    let eps = (b.steps * b.batch_size) as f64 / secs;
+    let eps = (b.steps as i64 * batch) as f64 / secs;
     println!(
         "{}",
         serde_json::json!({
-            "impl": "finetune (tch)", "task": task.name(), "batch_size": b.batch_size, "steps": b.steps,
-            "padded_tokens_per_step": tokens as f64 / b.steps as f64, "seconds": secs,
-            "train_examples_per_second": eps, "torch_num_threads": tch::get_num_threads(),
+            "impl": "finetune (tch)", "preset": b.preset, "task": (b.preset == Preset::Glue).then_some(&b.task),
+            "batch_size": batch, "max_seq_length": (b.preset != Preset::Resnet50).then_some(seq), "steps": b.steps,
+            "padded_tokens_per_step": padded_tokens, "seconds": secs,
+            "train_examples_per_second": eps, "device": format!("{device:?}"), "bf16": args.bf16, "fp16": args.fp16,
+            "optim": args.optim_kind, "torch_num_threads": tch::get_num_threads(),
         })
     );
     Ok(())

@@ -6,7 +6,7 @@ use crate::data::glue::Task;
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
 use crate::train::glue::{Baseline, GlueArgs};
-use crate::train::optim::AdamWConfig;
+use crate::train::optim::{AdamWConfig, OptimizerKind};
 use crate::train::schedule::SchedulerType;
 use crate::train::trainer::{ResumeFrom, SaveStrategy, TrainArgs};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -316,9 +316,54 @@ pub struct RunCli {
     /// Evaluate on the first N dev examples.
     #[arg(long)]
     pub max_eval_samples: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceCli,
+}
+
+/// Device, precision and optimizer implementation: shared by the training commands and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceCli {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Mixed precision: forward passes in bfloat16 (fp32 master weights and optimizer state).
+    #[arg(long)]
+    pub bf16: bool,
+    /// Mixed precision: float16 forward passes with dynamic loss scaling.
+    #[arg(long)]
+    pub fp16: bool,
+    /// TF32 matmuls on CUDA (default true; results then differ from strict fp32 in the 4th digit).
+    #[arg(long)]
+    pub tf32: Option<bool>,
+    /// adamw_torch (single-tensor, PyTorch's CPU default) or adamw_torch_fused (default on CUDA).
+    #[arg(long)]
+    pub optim: Option<String>,
+    /// Round training batches' padded length up to a multiple of N. Default: 8 with --bf16/--fp16
+    /// (run_glue.py's choice), else no rounding.
+    #[arg(long)]
+    pub pad_to_multiple_of: Option<usize>,
+}
+
+impl DeviceCli {
+    /// Parses the device and sets the precision and optimizer choices that depend on it.
+    pub fn apply(&self, train: &mut TrainArgs) -> Result<Device> {
+        let device = parse_device(&self.device)?;
+        let cuda = matches!(device, Device::Cuda(_));
+        train.bf16 = self.bf16;
+        train.fp16 = self.fp16;
+        train.pad_to_multiple_of = self.pad_to_multiple_of.unwrap_or(if self.bf16 || self.fp16 { 8 } else { 1 });
+        train.optim_kind = match &self.optim {
+            Some(o) => o.parse()?,
+            None if cuda => OptimizerKind::AdamwTorchFused,
+            None => OptimizerKind::AdamwTorch,
+        };
+        if cuda {
+            crate::torch_ext::set_float32_matmul_precision(if self.tf32.unwrap_or(true) { "high" } else { "highest" })?;
+        } else if self.tf32 == Some(true) {
+            return Err(Error::Invalid("--tf32 true needs a CUDA device".into()));
+        }
+        Ok(device)
+    }
 }
 
 /// Optimisation flags shared by every training command (run_glue.py / run_qa.py names). Learning
@@ -359,6 +404,9 @@ pub struct TrainCli {
     pub seed: u64,
     #[arg(long, default_value_t = 10)]
     pub logging_steps: usize,
+    /// Batch examples of similar length together (cuts padding; HF's --group_by_length).
+    #[arg(long)]
+    pub group_by_length: bool,
     /// Evaluate every N optimizer steps.
     #[arg(long)]
     pub eval_steps: Option<usize>,
@@ -403,6 +451,8 @@ impl TrainCli {
                 early_stopping_patience: c.early_stopping_patience,
                 early_stopping_threshold: c.early_stopping_threshold,
                 skip_nonfinite: c.skip_nonfinite,
+                group_by_length: self.group_by_length,
+                ..TrainArgs::default()
             },
             resume,
         ))
@@ -468,7 +518,8 @@ impl GlueCli {
     }
 
     pub fn into_args(self, task: Task) -> Result<GlueArgs> {
-        let (train, resume) = self.training.into_args(2e-5, 32, task.default_epochs())?;
+        let (mut train, resume) = self.training.into_args(2e-5, 32, task.default_epochs())?;
+        let device = self.run.device.apply(&mut train)?;
         Ok(GlueArgs {
             task,
             model_name_or_path: self.model,
@@ -479,7 +530,7 @@ impl GlueCli {
             train,
             baseline: self.baseline.map(|BaselineArg::Majority| Baseline::Majority),
             do_predict: self.do_predict,
-            device: parse_device(&self.run.device)?,
+            device,
             load_best_model_at_end: self.load_best_model_at_end,
             max_train_samples: self.run.max_train_samples,
             max_eval_samples: self.run.max_eval_samples,
@@ -586,7 +637,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Squad(SquadCli { action: None, train: t }) => {
             crate::train::interrupt::install().map_err(|e| Error::Invalid(format!("cannot install signal handlers: {e}")))?;
-            let (train, resume) = t.training.into_args(3e-5, 12, 2.0)?;
+            let (mut train, resume) = t.training.into_args(3e-5, 12, 2.0)?;
+            let device = t.run.device.apply(&mut train)?;
             let required = |p: Option<PathBuf>, flag: &str| p.ok_or_else(|| Error::Invalid(format!("`finetune squad` needs {flag}")));
             let args = crate::train::squad::SquadArgs {
                 model_name_or_path: t.model,
@@ -602,7 +654,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 null_score_diff_threshold: t.null_score_diff_threshold,
                 per_device_eval_batch_size: t.eval_batch_size,
                 train,
-                device: parse_device(&t.run.device)?,
+                device,
                 max_train_samples: t.run.max_train_samples,
                 max_eval_samples: t.run.max_eval_samples,
                 resume,

@@ -23,23 +23,35 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     idx
 }
 
-/// Pads the features at `indices` to their longest length and uploads them.
-pub fn collate(features: &[Features], indices: &[usize], pad_id: i64, device: Device) -> Batch {
-    let len = indices.iter().map(|&i| features[i].input_ids.len()).max().unwrap_or(0);
+/// Pads the features at `indices` to their longest length, rounded up to a multiple of
+/// `pad_to_multiple_of` (fewer distinct shapes for the GPU's per-shape kernel plans; padded keys are
+/// masked, so results do not change), and uploads them.
+pub fn collate(features: &[Features], indices: &[usize], pad_id: i64, pad_to_multiple_of: usize, device: Device) -> Batch {
+    let len = indices.iter().map(|&i| features[i].input_ids.len()).max().unwrap_or(0).next_multiple_of(pad_to_multiple_of.max(1));
     let n = indices.len();
-    let mut ids = vec![pad_id; n * len];
-    let mut types = vec![0i64; n * len];
-    let mut mask = vec![0i64; n * len];
+    // ids, token types and mask in one buffer, so the batch is one host-to-device copy.
+    let plane = n * len;
+    let mut buf = vec![0i64; 3 * plane];
+    buf[..plane].fill(pad_id);
     for (r, &i) in indices.iter().enumerate() {
         let f = &features[i];
         let row = r * len;
-        ids[row..row + f.input_ids.len()].copy_from_slice(&f.input_ids);
-        types[row..row + f.token_type_ids.len()].copy_from_slice(&f.token_type_ids);
-        mask[row..row + f.input_ids.len()].fill(1);
+        buf[row..row + f.input_ids.len()].copy_from_slice(&f.input_ids);
+        buf[plane + row..plane + row + f.token_type_ids.len()].copy_from_slice(&f.token_type_ids);
+        buf[2 * plane + row..2 * plane + row + f.input_ids.len()].fill(1);
     }
-    let shape = [n as i64, len as i64];
-    let up = |v: Vec<i64>| Tensor::from_slice(&v).view(shape).to_device(device);
-    Batch { input_ids: up(ids), token_type_ids: up(types), attention_mask: up(mask), labels: None, size: n }
+    let all = upload(Tensor::from_slice(&buf).view([3, n as i64, len as i64]), device);
+    Batch { input_ids: all.get(0), token_type_ids: all.get(1), attention_mask: all.get(2), labels: None, size: n }
+}
+
+/// Moves a host tensor to `device`. For CUDA the copy goes through pinned memory and does not
+/// block the host, so it overlaps with the kernels already queued (libtorch's caching host
+/// allocator keeps the pinned block alive until the copy has run).
+pub fn upload(t: Tensor, device: Device) -> Tensor {
+    match device {
+        Device::Cuda(_) => t.pin_memory(device).to_device_(device, t.kind(), true, false),
+        _ => t.to_device(device),
+    }
 }
 
 /// Gold labels of a split: class ids, or scores for regression.
@@ -80,11 +92,11 @@ impl Labels {
 
     /// The labels at `indices` as a tensor: i64 classes or f32 scores.
     pub fn gather(&self, indices: &[usize], device: Device) -> Tensor {
-        match self {
+        let t = match self {
             Labels::Classes(v) => Tensor::from_slice(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
             Labels::Scores(v) => Tensor::from_slice(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
-        }
-        .to_device(device)
+        };
+        upload(t, device)
     }
 }
 
@@ -108,11 +120,16 @@ mod tests {
     fn collate_pads_to_the_longest_in_batch() {
         let f = |n: usize| Features { input_ids: vec![7; n], token_type_ids: vec![1; n] };
         let feats = vec![f(3), f(5), f(2)];
-        let b = collate(&feats, &[0, 2], 0, Device::Cpu);
+        let b = collate(&feats, &[0, 2], 0, 1, Device::Cpu);
         assert_eq!(b.input_ids.size(), vec![2, 3]);
         assert_eq!(Vec::<i64>::try_from(b.attention_mask.flatten(0, -1)).unwrap(), vec![1, 1, 1, 1, 1, 0]);
         assert_eq!(Vec::<i64>::try_from(b.input_ids.flatten(0, -1)).unwrap(), vec![7, 7, 7, 7, 7, 0]);
         assert_eq!(Vec::<i64>::try_from(b.token_type_ids.flatten(0, -1)).unwrap(), vec![1, 1, 1, 1, 1, 0]);
+        // Rounded up to a multiple of 4: the extra column is padding, masked out.
+        let b = collate(&feats, &[0, 1], 9, 4, Device::Cpu);
+        assert_eq!(b.input_ids.size(), vec![2, 8]);
+        assert_eq!(Vec::<i64>::try_from(b.attention_mask.get(1)).unwrap(), vec![1, 1, 1, 1, 1, 0, 0, 0]);
+        assert_eq!(Vec::<i64>::try_from(b.input_ids.get(0)).unwrap(), vec![7, 7, 7, 9, 9, 9, 9, 9]);
     }
 
     #[test]

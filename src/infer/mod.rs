@@ -80,7 +80,7 @@ pub fn batched_logits(
     let mut out: Vec<Tensor> = (0..features.len()).map(|_| Tensor::new()).collect();
     tch::no_grad(|| {
         for chunk in length_batches(&lengths, batch_size) {
-            let b = collate(features, &chunk, pad_id, device);
+            let b = collate(features, &chunk, pad_id, 1, device);
             let logits = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false).to_device(Device::Cpu).to_kind(Kind::Float);
             for (row, &i) in chunk.iter().enumerate() {
                 out[i] = logits.get(row as i64);

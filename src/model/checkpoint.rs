@@ -108,26 +108,29 @@ pub fn load_into(vs: &VarStore, dir: &Path) -> Result<LoadReport> {
     Ok(report)
 }
 
-/// Builds a `BertForSequenceClassification` with `num_labels` outputs on `device`, seeded by the
-/// caller's `tch::manual_seed`, and fills it from the checkpoint in `dir`.
+/// Builds a `BertForSequenceClassification` with `num_labels` outputs, seeded by the caller's
+/// `tch::manual_seed`, fills it from the checkpoint in `dir` and moves it to `device`. New weights
+/// are drawn on the CPU, as transformers does, so a seed gives the same head on every device.
 pub fn load_sequence_classifier(
     dir: &Path,
     cfg: &BertConfig,
     num_labels: i64,
     device: tch::Device,
 ) -> Result<(VarStore, SequenceClassifier, LoadReport)> {
-    let vs = VarStore::new(device);
+    let mut vs = VarStore::new(tch::Device::Cpu);
     let net = SequenceClassifier::new(&vs.root(), cfg, num_labels);
     let report = load_into(&vs, dir)?;
+    vs.set_device(device);
     Ok((vs, net, report))
 }
 
-/// Builds a `BertForQuestionAnswering` on `device` (fresh `qa_outputs` seeded by the caller's
-/// `tch::manual_seed`) and fills it from the checkpoint in `dir`.
+/// Builds a `BertForQuestionAnswering` (fresh `qa_outputs` drawn on the CPU, seeded by the caller's
+/// `tch::manual_seed`), fills it from the checkpoint in `dir` and moves it to `device`.
 pub fn load_question_answering(dir: &Path, cfg: &BertConfig, device: tch::Device) -> Result<(VarStore, QuestionAnswering, LoadReport)> {
-    let vs = VarStore::new(device);
+    let mut vs = VarStore::new(tch::Device::Cpu);
     let net = QuestionAnswering::new(&vs.root(), cfg);
     let report = load_into(&vs, dir)?;
+    vs.set_device(device);
     Ok((vs, net, report))
 }
 

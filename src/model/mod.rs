@@ -4,3 +4,4 @@ pub mod checkpoint;
 pub mod config;
 pub mod heads;
 pub mod hub;
+pub mod vision;

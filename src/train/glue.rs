@@ -103,13 +103,18 @@ struct GlueWork<'a> {
     train: &'a Encoded,
     evals: &'a [(Split, Encoded)],
     eval_batch_size: usize,
+    pad_to_multiple_of: usize,
     best_dir: PathBuf,
 }
 
 impl Workload for GlueWork<'_> {
+    fn lengths(&self) -> Option<Vec<usize>> {
+        Some(self.train.features.iter().map(|f| f.input_ids.len()).collect())
+    }
+
     fn loss(&mut self, indices: &[usize]) -> Result<Tensor> {
         let m = self.model;
-        let b = collate(&self.train.features, indices, m.encoder.pad_id, m.vs.device());
+        let b = collate(&self.train.features, indices, m.encoder.pad_id, self.pad_to_multiple_of, m.vs.device());
         let labels = self.train.labels.as_ref().expect("training split is labelled").gather(indices, m.vs.device());
         let logits = m.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, true);
         Ok(m.net.loss(&logits, &labels))
@@ -186,6 +191,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
         train: &train,
         evals: &evals,
         eval_batch_size: args.per_device_eval_batch_size,
+        pad_to_multiple_of: args.train.pad_to_multiple_of,
         best_dir: out.join("best_model"),
     };
     let summary = trainer::train(&model.vs, train.examples.len(), &args.train, &mut work, &run)?;

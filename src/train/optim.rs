@@ -4,11 +4,35 @@
 //!
 //! The update is written out here rather than taken from libtorch's `torch::optim::AdamW` because
 //! that object does not expose its moments, and an exact resume needs to save and restore them.
-//! The arithmetic is torch.optim.AdamW's (single-tensor path), op for op.
+//! The default arithmetic is torch.optim.AdamW's single-tensor path, op for op; `adamw_torch_fused`
+//! calls the same fused kernel as `torch.optim.AdamW(fused=True)`.
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
+use crate::torch_ext::{clip_grad_norm, fused_adamw, AdamWGroup, AdamWStep};
 use tch::{nn::VarStore, Kind, Tensor};
+
+/// Which AdamW implementation runs the update (HF's `--optim` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// torch.optim.AdamW's single-tensor path, op for op: bit-for-bit what PyTorch does on CPU.
+    AdamwTorch,
+    /// torch.optim.AdamW(fused=True): two kernel launches per step on CUDA, and a step skipped on
+    /// the device (no host sync) when its loss or gradient is not finite.
+    AdamwTorchFused,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "adamw_torch" => Ok(OptimizerKind::AdamwTorch),
+            "adamw_torch_fused" => Ok(OptimizerKind::AdamwTorchFused),
+            _ => Err(Error::Invalid(format!("optim `{s}`; expected adamw_torch or adamw_torch_fused"))),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct AdamWConfig {
@@ -25,14 +49,18 @@ struct Param {
     decay: bool,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
+    /// The fused kernel's per-parameter step count (a float 0-d tensor on the device).
+    step: Option<Tensor>,
 }
 
 pub struct AdamW {
     cfg: AdamWConfig,
     lr: f64,
-    /// Updates applied so far (torch's per-parameter `step`, identical for every parameter here).
+    /// Updates applied so far (torch's per-parameter `step`, identical for every parameter here);
+    /// the fused path keeps the count on the device instead.
     step: i64,
     params: Vec<Param>,
+    kind: OptimizerKind,
 }
 
 /// Biases and LayerNorm weights take no weight decay.
@@ -41,21 +69,27 @@ pub fn decays(name: &str) -> bool {
 }
 
 impl AdamW {
-    pub fn new(vs: &VarStore, cfg: AdamWConfig) -> Result<Self> {
+    pub fn new(vs: &VarStore, cfg: AdamWConfig, kind: OptimizerKind) -> Result<Self> {
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         // A fixed parameter order keeps the arithmetic identical from run to run.
         named.sort_by(|a, b| a.0.cmp(&b.0));
+        let fused = kind == OptimizerKind::AdamwTorchFused;
         let params = named
             .into_iter()
             .map(|(name, value)| Param {
                 decay: decays(&name),
                 exp_avg: value.zeros_like(),
                 exp_avg_sq: value.zeros_like(),
+                step: fused.then(|| Tensor::zeros([], (Kind::Float, value.device()))),
                 name,
                 value,
             })
             .collect();
-        Ok(AdamW { cfg, lr: cfg.learning_rate, step: 0, params })
+        Ok(AdamW { cfg, lr: cfg.learning_rate, step: 0, params, kind })
+    }
+
+    pub fn kind(&self) -> OptimizerKind {
+        self.kind
     }
 
     pub fn set_lr(&mut self, lr: f64) {
@@ -71,7 +105,24 @@ impl AdamW {
         }
     }
 
-    pub fn step(&mut self) {
+    /// The gradients that exist (a parameter unused by the loss has none).
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.params.iter().map(|p| p.value.grad()).filter(Tensor::defined).collect()
+    }
+
+    /// Applies one update. `skip` (a 0-d device tensor, nonzero = skip) is honoured on the device
+    /// by the fused kernel; the single-tensor path must be called only for steps that land.
+    pub fn step(&mut self, skip: Option<&Tensor>) -> Result<()> {
+        match self.kind {
+            OptimizerKind::AdamwTorch => {
+                self.step_single_tensor();
+                Ok(())
+            }
+            OptimizerKind::AdamwTorchFused => self.step_fused(skip),
+        }
+    }
+
+    fn step_single_tensor(&mut self) {
         self.step += 1;
         let (b1, b2) = (self.cfg.adam_beta1, self.cfg.adam_beta2);
         let bias_correction1 = 1.0 - b1.powi(self.step as i32);
@@ -94,33 +145,52 @@ impl AdamW {
         });
     }
 
+    fn step_fused(&mut self, skip: Option<&Tensor>) -> Result<()> {
+        let skip = skip.map(|s| s.to_kind(Kind::Float));
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.value.grad()).collect();
+        for decay in [true, false] {
+            let mut g = AdamWGroup { params: vec![], grads: vec![], exp_avgs: vec![], exp_avg_sqs: vec![], steps: vec![] };
+            for (p, grad) in self.params.iter().zip(&grads).filter(|(p, grad)| p.decay == decay && grad.defined()) {
+                g.params.push(&p.value);
+                g.grads.push(grad);
+                g.exp_avgs.push(&p.exp_avg);
+                g.exp_avg_sqs.push(&p.exp_avg_sq);
+                g.steps.push(p.step.as_ref().expect("fused parameters carry a step tensor"));
+            }
+            let h = AdamWStep {
+                lr: self.lr,
+                beta1: self.cfg.adam_beta1,
+                beta2: self.cfg.adam_beta2,
+                weight_decay: if decay { self.cfg.weight_decay } else { 0.0 },
+                eps: self.cfg.adam_epsilon,
+            };
+            tch::no_grad(|| fused_adamw(&g, h, skip.as_ref()))?;
+        }
+        Ok(())
+    }
+
+    /// Updates applied so far (reads the device counter on the fused path).
+    pub fn steps_taken(&self) -> i64 {
+        match self.params.iter().find_map(|p| p.step.as_ref()) {
+            Some(s) => s.double_value(&[]) as i64,
+            None => self.step,
+        }
+    }
+
     /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before
     /// clipping as a 0-d device tensor (read it only when logging, to avoid syncs).
-    pub fn clip_grad_norm(&self, max_norm: f64) -> Tensor {
-        tch::no_grad(|| {
-            let norms: Vec<Tensor> = self
-                .params
-                .iter()
-                .map(|p| p.value.grad())
-                .filter(|g| g.defined())
-                .map(|g| g.norm().to_kind(Kind::Float))
-                .collect();
-            let total = Tensor::stack(&norms, 0).norm();
-            let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
-            for p in &self.params {
-                let mut g = p.value.grad();
-                if g.defined() {
-                    let _ = g.g_mul_(&coef);
-                }
-            }
-            total
-        })
+    pub fn clip_grad_norm(&self, max_norm: f64) -> Result<Tensor> {
+        let grads = self.grads();
+        if grads.is_empty() {
+            return Ok(Tensor::zeros([], (Kind::Float, tch::Device::Cpu)));
+        }
+        tch::no_grad(|| clip_grad_norm(&grads.iter().collect::<Vec<_>>(), max_norm))
     }
 
     /// Writes the moments and step count as safetensors (`exp_avg.<param>`, `exp_avg_sq.<param>`,
     /// `step`).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut named: Vec<(String, Tensor)> = vec![("step".into(), Tensor::from_slice(&[self.step]))];
+        let mut named: Vec<(String, Tensor)> = vec![("step".into(), Tensor::from_slice(&[self.steps_taken()]))];
         for p in &self.params {
             named.push((format!("exp_avg.{}", p.name), p.exp_avg.shallow_clone()));
             named.push((format!("exp_avg_sq.{}", p.name), p.exp_avg_sq.shallow_clone()));
@@ -149,6 +219,11 @@ impl AdamW {
             });
         }
         self.step = step.int64_value(&[0]);
+        for p in &mut self.params {
+            if let Some(s) = &mut p.step {
+                let _ = s.fill_(self.step as f64);
+            }
+        }
         Ok(())
     }
 }

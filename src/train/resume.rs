@@ -37,6 +37,9 @@ pub struct TrainerState {
     /// Evaluations since the last improvement larger than the early-stopping threshold.
     pub patience_counter: usize,
     pub skipped_nonfinite_steps: usize,
+    /// fp16 loss scaler (scale, growth tracker).
+    #[serde(default)]
+    pub grad_scaler: Option<(f64, i64)>,
     /// Every evaluation so far (metrics with step and epoch).
     pub log_history: Vec<Value>,
 }

@@ -3,7 +3,7 @@
 //! answers and score them with the official evaluation. Writes run_qa.py's outputs:
 //! `predictions.json`, `nbest_predictions.json`, `null_odds.json` (v2.0), `eval_results.json`,
 //! and an HF model directory.
-use crate::data::batch::collate;
+use crate::data::batch::{collate, upload};
 use crate::data::qa_features::{self, QaConfig, QaFeature};
 use crate::data::squad::{self, SquadExample};
 use crate::data::tokenize::load_tokenizer;
@@ -64,7 +64,7 @@ pub fn qa_logits(net: &QuestionAnswering, features: &[QaFeature], pad_id: i64, b
     let mut end = vec![Vec::new(); features.len()];
     tch::no_grad(|| {
         for chunk in crate::infer::length_batches(&lengths, batch_size) {
-            let b = collate(&inputs, &chunk, pad_id, device);
+            let b = collate(&inputs, &chunk, pad_id, 1, device);
             let (s, e) = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
             let (s, e) = (s.to_device(Device::Cpu).to_kind(Kind::Float), e.to_device(Device::Cpu).to_kind(Kind::Float));
             for (row, &i) in chunk.iter().enumerate() {
@@ -136,13 +136,17 @@ struct SquadWork<'a> {
 }
 
 impl Workload for SquadWork<'_> {
+    fn lengths(&self) -> Option<Vec<usize>> {
+        Some(self.train.iter().map(|f| f.features.input_ids.len()).collect())
+    }
+
     fn loss(&mut self, indices: &[usize]) -> Result<Tensor> {
         let m = self.model;
         let device = m.vs.device();
         let inputs: Vec<_> = indices.iter().map(|&i| self.train[i].features.clone()).collect();
         let all: Vec<usize> = (0..inputs.len()).collect();
-        let b = collate(&inputs, &all, m.pad_id, device);
-        let pos = |f: fn(&QaFeature) -> i64| Tensor::from_slice(&indices.iter().map(|&i| f(&self.train[i])).collect::<Vec<i64>>()).to_device(device);
+        let b = collate(&inputs, &all, m.pad_id, self.args.train.pad_to_multiple_of, device);
+        let pos = |f: fn(&QaFeature) -> i64| upload(Tensor::from_slice(&indices.iter().map(|&i| f(&self.train[i])).collect::<Vec<i64>>()), device);
         let (s, e) = m.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, true);
         Ok(QuestionAnswering::loss(&s, &e, &pos(|f| f.start_position), &pos(|f| f.end_position)))
     }

@@ -6,7 +6,10 @@
 use crate::data::batch::epoch_order;
 use crate::error::{Error, Result};
 use crate::train::log::RunLog;
-use crate::train::optim::{AdamW, AdamWConfig};
+use crate::torch_ext::maybe_autocast;
+use crate::train::optim::{AdamW, AdamWConfig, OptimizerKind};
+use crate::train::scaler::GradScaler;
+use crate::train::step::{StepResult, Stepper};
 use crate::train::resume::{self, TrainerState};
 use crate::train::schedule::{Schedule, SchedulerType};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -83,6 +86,15 @@ pub struct TrainArgs {
     pub early_stopping_threshold: f64,
     /// Skip (and count) steps whose loss or gradient norm is NaN/inf instead of failing.
     pub skip_nonfinite: bool,
+    pub optim_kind: OptimizerKind,
+    /// Batch examples of similar length together (HF's `group_by_length`) to cut padding.
+    pub group_by_length: bool,
+    /// Round each batch's padded length up to a multiple of this (1 = no rounding).
+    pub pad_to_multiple_of: usize,
+    /// Forward passes under bf16 autocast (fp32 master weights and optimizer state).
+    pub bf16: bool,
+    /// Forward passes under fp16 autocast with dynamic loss scaling.
+    pub fp16: bool,
 }
 
 /// run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, linear decay without warmup, no weight
@@ -111,6 +123,11 @@ impl Default for TrainArgs {
             early_stopping_patience: None,
             early_stopping_threshold: 0.0,
             skip_nonfinite: false,
+            optim_kind: OptimizerKind::AdamwTorch,
+            group_by_length: false,
+            pad_to_multiple_of: 1,
+            bf16: false,
+            fp16: false,
         }
     }
 }
@@ -151,6 +168,10 @@ pub trait Workload {
     fn evaluate(&mut self) -> Result<Evaluation>;
     /// Called when an evaluation beats every earlier one.
     fn on_best(&mut self, step: usize, eval: &Evaluation) -> Result<()>;
+    /// Token count of each training example, for `group_by_length`.
+    fn lengths(&self) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 impl TrainArgs {
@@ -183,7 +204,21 @@ impl TrainArgs {
         if self.early_stopping_patience.is_some() && self.eval_steps.is_none() && !self.eval_each_epoch {
             return bad("early stopping needs evaluations: give eval_steps or keep the per-epoch evaluation");
         }
+        if self.bf16 && self.fp16 {
+            return bad("give at most one of bf16 and fp16");
+        }
         Ok(())
+    }
+
+    /// The autocast dtype of forward passes, if any.
+    pub fn autocast_dtype(&self) -> Option<Kind> {
+        if self.bf16 {
+            Some(Kind::BFloat16)
+        } else if self.fp16 {
+            Some(Kind::Half)
+        } else {
+            None
+        }
     }
 
     /// What a checkpoint must agree with to be resumed by this run.
@@ -205,6 +240,11 @@ impl TrainArgs {
             ("per_device_train_batch_size", json!(self.per_device_train_batch_size)),
             ("gradient_accumulation_steps", json!(self.gradient_accumulation_steps)),
             ("seed", json!(self.seed)),
+            ("optim", json!(self.optim_kind)),
+            ("group_by_length", json!(self.group_by_length)),
+            ("pad_to_multiple_of", json!(self.pad_to_multiple_of)),
+            ("bf16", json!(self.bf16)),
+            ("fp16", json!(self.fp16)),
         ] {
             m.insert(k.into(), v);
         }
@@ -238,15 +278,19 @@ fn step_seed(seed: u64, step: usize) -> i64 {
 }
 
 /// Loads a checkpoint into the model and optimizer; returns the loop state it holds.
-fn restore(dir: &Path, vs: &VarStore, opt: &mut AdamW, fingerprint: &Value) -> Result<TrainerState> {
+fn restore(dir: &Path, vs: &VarStore, stepper: &mut Stepper, fingerprint: &Value) -> Result<TrainerState> {
     resume::check_fingerprint(dir, fingerprint)?;
     let report = crate::model::checkpoint::load_into(vs, dir)?;
     if !report.newly_initialised.is_empty() {
         return Err(Error::file(dir, format!("checkpoint lacks weights {:?}", report.newly_initialised)));
     }
-    opt.load(&dir.join(resume::OPTIMIZER_FILE))?;
+    stepper.opt.load(&dir.join(resume::OPTIMIZER_FILE))?;
     let path = dir.join(resume::STATE_FILE);
-    serde_json::from_slice(&crate::io::read(&path)?).map_err(|e| Error::Json { path, source: e })
+    let st: TrainerState = serde_json::from_slice(&crate::io::read(&path)?).map_err(|e| Error::Json { path: path.clone(), source: e })?;
+    if let Some(scaler) = &mut stepper.scaler {
+        scaler.restore(st.grad_scaler.ok_or_else(|| Error::file(&path, "no grad_scaler state, but this run uses fp16"))?);
+    }
+    Ok(st)
 }
 
 fn save_checkpoint(out: &Path, vs: &VarStore, opt: &AdamW, st: &TrainerState, fingerprint: &Value, limit: Option<usize>) -> Result<PathBuf> {
@@ -268,7 +312,9 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         return Err(Error::Invalid("no training examples".into()));
     }
     let out = run.output_dir;
-    let mut opt = AdamW::new(vs, args.optim)?;
+    let mut stepper = Stepper::new(vs, args)?;
+    let device = vs.device();
+    let amp = args.autocast_dtype();
     let total = args.total_steps(n_examples);
     let steps_per_epoch = args.steps_per_epoch(n_examples);
     let schedule = Schedule::new(args.lr_scheduler_type, total, args.warmup_steps, args.warmup_ratio);
@@ -293,7 +339,7 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     let log_path = out.join("train_log.jsonl");
     let (mut st, mut log) = match &resumed_from {
         Some(dir) => {
-            let st = restore(dir, vs, &mut opt, &fingerprint)?;
+            let st = restore(dir, vs, &mut stepper, &fingerprint)?;
             tracing::info!("resuming from {} at step {}", dir.display(), st.global_step);
             let log = RunLog::resume(&log_path, st.log_offset)?;
             (st, log)
@@ -309,47 +355,36 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     );
     bar.set_position(st.global_step as u64);
     let start = Instant::now();
-    let device = vs.device();
-    let mut interval_loss = Tensor::from(st.interval_loss as f32).to_device(device);
+    let mut tally = Tally::new(&st, device);
     let mut interval_start = Instant::now();
     let mut session_examples = 0usize;
     let mut early_stopped = false;
     let mut epoch = st.global_step / steps_per_epoch;
+    let lengths = match (args.group_by_length, work.lengths()) {
+        (false, _) => None,
+        (true, Some(l)) if l.len() == n_examples => Some(l),
+        (true, _) => return Err(Error::Invalid("group_by_length: this workload does not report example lengths".into())),
+    };
 
     'outer: while st.global_step < total {
-        let order = epoch_order(n_examples, args.seed, epoch);
+        let mut order = epoch_order(n_examples, args.seed, epoch);
+        if let Some(l) = &lengths {
+            group_by_length(&mut order, l, micro);
+        }
         let batches: Vec<&[usize]> = order.chunks(micro).collect();
         let done_in_epoch = st.global_step - epoch * steps_per_epoch;
         // Trailing micro-batches that cannot fill an accumulation group are dropped, as Trainer does.
         for group in batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch) {
             let step = st.global_step;
             tch::manual_seed(step_seed(args.seed, step));
-            opt.zero_grad();
+            stepper.begin();
             let n_group: usize = group.iter().map(|b| b.len()).sum();
-            let mut step_loss = Tensor::zeros([], (Kind::Float, device));
             for b in group {
-                let loss = work.loss(b)?;
-                // Weight each micro-batch by its share of examples so the step sees the group mean.
-                let w = b.len() as f64 / n_group as f64;
-                (&loss * w).backward();
-                step_loss += loss.detach().to_kind(Kind::Float) * w;
+                stepper.backward(b.len() as f64 / n_group as f64, || work.loss(b))?;
             }
-            let grad_norm = opt.clip_grad_norm(args.max_grad_norm);
-            // One host sync per step: a NaN must stop (or skip) the update before it lands.
-            let finite = bool::try_from(step_loss.isfinite().logical_and(&grad_norm.isfinite()))?;
             let lr = args.optim.learning_rate * schedule.factor(step);
-            if finite {
-                opt.set_lr(lr);
-                opt.step();
-                interval_loss += &step_loss;
-                st.interval_steps += 1;
-            } else if args.skip_nonfinite {
-                st.skipped_nonfinite_steps += 1;
-                tracing::warn!("step {}: non-finite loss or gradient; step skipped ({} so far)", step + 1, st.skipped_nonfinite_steps);
-            } else {
-                let value = if step_loss.double_value(&[]).is_finite() { grad_norm.double_value(&[]) } else { step_loss.double_value(&[]) };
-                return Err(Error::NonFinite { step: step + 1, value });
-            }
+            let StepResult { loss: step_loss, grad_norm, skipped } = stepper.finish(lr, step + 1)?;
+            tally.record(&step_loss, &skipped, step + 1);
             st.global_step += 1;
             let step = st.global_step;
             st.interval_examples += n_group;
@@ -358,7 +393,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             bar.inc(1);
             st.epoch = round4(step as f64 / steps_per_epoch as f64);
             if step % args.logging_steps.max(1) == 0 || step == total {
-                let interval_sum = interval_loss.double_value(&[]);
+                tally.drain(&mut st, args)?;
+                let interval_sum = tally.loss.double_value(&[]);
                 let mean = interval_sum / st.interval_steps.max(1) as f64;
                 st.loss_sum += interval_sum;
                 let secs = interval_start.elapsed().as_secs_f64();
@@ -368,21 +404,23 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
                     "step": step, "epoch": st.epoch, "loss": mean, "learning_rate": lr,
                     "grad_norm": grad_norm.double_value(&[]), "train_examples_per_second": eps,
                 }))?;
-                interval_loss = interval_loss.zero_();
+                tally.reset_interval();
                 st.interval_steps = 0;
                 st.interval_examples = 0;
                 interval_start = Instant::now();
             }
             let at_epoch_end = step % steps_per_epoch == 0 || step == total;
             if args.eval_steps.is_some_and(|n| step % n == 0) || (args.eval_each_epoch && at_epoch_end) {
-                early_stopped = bar.suspend(|| evaluate(args, work, &mut st, &mut log))?;
+                early_stopped = bar.suspend(|| maybe_autocast(device, amp, || evaluate(args, work, &mut st, &mut log)))?;
             }
             let interrupted = crate::train::interrupt::requested();
             let mut last_saved = None;
             if args.should_save(step, at_epoch_end) || interrupted {
-                st.interval_loss = interval_loss.double_value(&[]);
+                tally.drain(&mut st, args)?;
+                st.interval_loss = tally.loss.double_value(&[]);
+                st.grad_scaler = stepper.scaler.as_ref().map(GradScaler::state);
                 st.log_offset = log.offset()?;
-                last_saved = Some(bar.suspend(|| save_checkpoint(out, vs, &opt, &st, &fingerprint, args.save_total_limit))?);
+                last_saved = Some(bar.suspend(|| save_checkpoint(out, vs, &stepper.opt, &st, &fingerprint, args.save_total_limit))?);
             }
             if let Some(checkpoint) = last_saved.take().filter(|_| interrupted) {
                 bar.abandon();
@@ -394,6 +432,7 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         }
         epoch += 1;
     }
+    tally.drain(&mut st, args)?;
     bar.finish_and_clear();
     let runtime = start.elapsed().as_secs_f64();
     let steps_done = st.global_step - st.skipped_nonfinite_steps;
@@ -409,6 +448,71 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         skipped_nonfinite_steps: st.skipped_nonfinite_steps,
         resumed_from,
     })
+}
+
+/// HF's LengthGroupedSampler: within each run of 50 batches of the shuffled order, examples are
+/// sorted longest first, so a batch holds similar lengths while the epoch stays shuffled.
+pub fn group_by_length(order: &mut [usize], lengths: &[usize], batch_size: usize) {
+    for mega in order.chunks_mut(50 * batch_size.max(1)) {
+        mega.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    }
+}
+
+/// Per-step accounting kept on the device, read only at logging steps and checkpoints so that a
+/// step needs no host sync (the single-tensor optimizer still checks finiteness on the host, which
+/// is free on CPU).
+struct Tally {
+    /// Loss summed over the interval's steps that landed.
+    loss: Tensor,
+    /// Steps that landed in the interval.
+    good: Tensor,
+    /// Steps skipped since the last drain, and the first of them (-1 if none).
+    skipped: Tensor,
+    first_skipped: Tensor,
+}
+
+impl Tally {
+    fn new(st: &TrainerState, device: tch::Device) -> Self {
+        Tally {
+            loss: Tensor::from(st.interval_loss as f32).to_device(device),
+            good: Tensor::from(st.interval_steps as f32).to_device(device),
+            skipped: Tensor::zeros([], (Kind::Float, device)),
+            first_skipped: Tensor::full([], -1.0, (Kind::Float, device)),
+        }
+    }
+
+    /// Adds optimizer step `step` (1-based) with its loss and skip flag (1.0 = skipped).
+    fn record(&mut self, step_loss: &Tensor, bad: &Tensor, step: usize) {
+        let landed = bad.eq(0.0);
+        self.loss += step_loss.where_self(&landed, &step_loss.zeros_like());
+        self.good += landed.to_kind(Kind::Float);
+        let keep = self.first_skipped.ge(0.0).logical_or(&landed);
+        self.first_skipped = self.first_skipped.where_self(&keep, &self.first_skipped.full_like(step as f64));
+        self.skipped += bad;
+    }
+
+    /// Moves the counts into the loop state. Skipped steps are an error unless the run allows
+    /// them (`skip_nonfinite`) or expects them (fp16 overflows back the loss scale off).
+    fn drain(&mut self, st: &mut TrainerState, args: &TrainArgs) -> Result<()> {
+        let n = self.skipped.double_value(&[]) as usize;
+        if n > 0 {
+            let first = self.first_skipped.double_value(&[]) as usize;
+            if !args.skip_nonfinite && !args.fp16 {
+                return Err(Error::NonFinite { step: first, value: f64::NAN });
+            }
+            st.skipped_nonfinite_steps += n;
+            tracing::warn!("{n} step(s) from step {first} skipped: non-finite loss or gradient ({} so far)", st.skipped_nonfinite_steps);
+            let _ = self.skipped.zero_();
+            let _ = self.first_skipped.fill_(-1.0);
+        }
+        st.interval_steps = self.good.double_value(&[]) as usize;
+        Ok(())
+    }
+
+    fn reset_interval(&mut self) {
+        let _ = self.loss.zero_();
+        let _ = self.good.zero_();
+    }
 }
 
 /// Runs an evaluation, logs it, tracks the best model and the early-stopping patience (HF's

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Issue 8's GPU checks, run on a lent GPU machine that has torch 2.11 in its Python (the binaries are
+# built here against the same libtorch and pointed at that installation's libraries).
+#
+#   stage1 DIR: CUDA unit tests (tests/mixed_precision.rs) + the random-weight benchmark table
+#   stage2 DIR: the MiniLM/RTE row of the table + RTE fine-tunes on the GPU (seeds 42-44, fp32 with
+#               TF32; seed 42 also strict fp32, bf16, and bf16 with --group-by-length), compared
+#               later with the CPU runs
+#
+# DIR holds finetune, mixed_precision (the test binary), model/ (all-MiniLM-L6-v2 without its
+# weights), glue/RTE and model.part-aa; stage2's DIR holds model.part-ab. The two halves travel in
+# two calls because a call carries at most 64 MiB; stage1 keeps its DIR in $STASH for stage2.
+# Results go to $OUT (or ./gpu-out).
+set -uo pipefail
+stage=${1:?usage: gpu_check.sh stage1|stage2 DIR}
+dir=$(cd "${2:?usage: gpu_check.sh stage1|stage2 DIR}" && pwd)
+out=${OUT:-$PWD/gpu-out}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+torch=$($py -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+# The binary's RUNPATH names this repo's libtorch cache; LD_LIBRARY_PATH wins over RUNPATH.
+LD_LIBRARY_PATH="$torch/lib:$(ls -d "$(dirname "$torch")"/nvidia/*/lib 2>/dev/null | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+stash=${STASH:-/root/finetune-gpu}
+case $stage in
+stage1)
+    rm -rf "$stash" && cp -r "$dir" "$stash" && dir=$stash
+    "$dir/mixed_precision" --nocapture --test-threads 1 2>&1 | tee "$out/cuda_tests.log"
+    [ "${BENCH:-1}" = 0 ] && exit 0
+    $py bench/gpu_bench.py --binary "$dir/finetune" --out "$out/gpu_bench.json" 2>&1 | tee "$out/gpu_bench.log"
+    ;;
+stage2)
+    [ -f "$stash/model.part-aa" ] || { echo "no $stash/model.part-aa: run stage1 on this machine first"; exit 1; }
+    cat "$stash/model.part-aa" "$dir/model.part-ab" > "$stash/model/model.safetensors"
+    echo "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  $stash/model/model.safetensors" | sha256sum -c - || exit 1
+    dir=$stash
+    [ "${BENCH:-1}" = 0 ] || $py bench/gpu_bench.py --binary "$dir/finetune" --presets glue --model "$dir/model" --data-dir "$dir/glue" \
+        --out "$out/gpu_bench_minilm.json" 2>&1 | tee "$out/gpu_bench_minilm.log"
+    run() {  # name, extra flags...
+        local name=$1; shift
+        "$dir/finetune" glue --task rte --model "$dir/model" --data-dir "$dir/glue" --device cuda \
+            --save-strategy no --output-dir "/tmp/rte-$name" "$@" < /dev/null > "/tmp/rte-$name.log" 2>&1 \
+            || { head -3 "/tmp/rte-$name.log"; return; }
+        cp "/tmp/rte-$name/train_log.jsonl" "$out/train_log-$name.jsonl"
+        $py - "$name" "/tmp/rte-$name" <<'PY'
+import json, sys
+name, d = sys.argv[1], sys.argv[2]
+e = json.load(open(f"{d}/eval_results.json")); t = json.load(open(f"{d}/train_results.json"))
+print(json.dumps({"run": name, "eval_accuracy": e.get("eval_accuracy"), "train_runtime": t.get("train_runtime"),
+                  "train_samples_per_second": t.get("train_samples_per_second")}))
+PY
+    }
+    # One run per line: name, then flags. RTE_RUNS replaces the list.
+    runs=${RTE_RUNS:-"seed42 --seed 42
+seed43 --seed 43
+seed44 --seed 44
+seed42-strict-fp32 --seed 42 --tf32 false
+seed42-bf16 --seed 42 --bf16
+seed42-bf16-grouped --seed 42 --bf16 --group-by-length"}
+    while read -r name flags; do
+        # shellcheck disable=SC2086
+        run "$name" $flags
+    done <<< "$runs" 2>&1 | tee "$out/rte_gpu.jsonl"
+    ;;
+esac

@@ -1,0 +1,105 @@
+// libtorch entry points that tch 0.24 does not expose: autocast with a chosen dtype per device
+// type, the float32 matmul precision (TF32), and the multi-tensor kernels (foreach norm/mul, AMP
+// unscale, fused AdamW) that keep an optimizer step to a handful of launches on CUDA.
+// Each function returns NULL on success or a malloc'd error message (freed by ft_free_error).
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/_foreach_sub.h>
+#include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/clamp_max.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/stack.h>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+typedef at::Tensor *tensor;
+
+#define GUARDED(body)                                                          \
+  try {                                                                        \
+    body;                                                                      \
+    return nullptr;                                                            \
+  } catch (const std::exception &e) {                                          \
+    return strdup(e.what());                                                   \
+  }
+
+static std::vector<at::Tensor> list(tensor *ts, size_t n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (size_t i = 0; i < n; i++) v.push_back(*ts[i]);
+  return v;
+}
+
+extern "C" {
+
+void ft_free_error(char *e) { free(e); }
+
+// Turns autocast on for one device type with `dtype`, remembering the previous state.
+char *ft_autocast_enter(int device_type, int dtype, int *prev_enabled, int *prev_dtype) {
+  GUARDED({
+    auto dev = static_cast<c10::DeviceType>(device_type);
+    *prev_enabled = at::autocast::is_autocast_enabled(dev);
+    *prev_dtype = static_cast<int>(at::autocast::get_autocast_dtype(dev));
+    at::autocast::set_autocast_enabled(dev, true);
+    at::autocast::set_autocast_dtype(dev, static_cast<c10::ScalarType>(dtype));
+    at::autocast::increment_nesting();
+  })
+}
+
+// Undoes ft_autocast_enter; the cast-weight cache is dropped when the outermost region ends.
+char *ft_autocast_exit(int device_type, int prev_enabled, int prev_dtype) {
+  GUARDED({
+    auto dev = static_cast<c10::DeviceType>(device_type);
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(dev, prev_enabled != 0);
+    at::autocast::set_autocast_dtype(dev, static_cast<c10::ScalarType>(prev_dtype));
+  })
+}
+
+// "highest" (IEEE float32) or "high" (TF32 matmuls), as torch.set_float32_matmul_precision.
+char *ft_set_float32_matmul_precision(const char *precision) {
+  GUARDED(at::globalContext().setFloat32MatmulPrecision(precision))
+}
+
+// torch.nn.utils.clip_grad_norm_ (foreach path): scales `grads` so their global L2 norm is at most
+// max_norm; *total receives the norm before clipping (a new 0-d tensor on the grads' device).
+char *ft_clip_grad_norm(tensor *grads, size_t n, double max_norm, tensor *total) {
+  GUARDED({
+    auto g = list(grads, n);
+    auto norms = at::_foreach_norm(g, 2);
+    auto t = at::linalg_vector_norm(at::stack(norms), 2);
+    auto coef = at::clamp_max(max_norm / (t + 1e-6), 1.0);
+    at::_foreach_mul_(g, coef);
+    *total = new at::Tensor(t);
+  })
+}
+
+// GradScaler.unscale_: multiplies grads by inv_scale and sets found_inf to 1 if any is NaN/inf.
+char *ft_amp_unscale(tensor *grads, size_t n, tensor found_inf, tensor inv_scale) {
+  GUARDED({
+    auto g = list(grads, n);
+    at::_amp_foreach_non_finite_check_and_unscale_(g, *found_inf, *inv_scale);
+  })
+}
+
+// torch.optim.AdamW(fused=True) for one parameter group. With found_inf (a 0-d float tensor), a
+// step whose flag is set leaves parameters, moments and step counts as they were.
+char *ft_fused_adamw(tensor *params, tensor *grads, tensor *exp_avgs, tensor *exp_avg_sqs,
+                     tensor *steps, size_t n, double lr, double beta1, double beta2,
+                     double weight_decay, double eps, tensor found_inf) {
+  GUARDED({
+    auto st = list(steps, n);
+    at::_foreach_add_(st, 1);
+    std::optional<at::Tensor> fi;
+    if (found_inf) fi = *found_inf;
+    at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
+                      {}, st, lr, beta1, beta2, weight_decay, eps, false, false, std::nullopt, fi);
+    if (found_inf) at::_foreach_sub_(st, std::vector<at::Tensor>(n, *found_inf));
+  })
+}
+}

@@ -1,0 +1,151 @@
+//! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not expose. Autocast
+//! with an explicit dtype (tch's `autocast` only toggles CUDA fp16), the float32 matmul precision
+//! (TF32), and the multi-tensor kernels behind clipping, loss-scale unscaling and fused AdamW.
+use crate::error::{Error, Result};
+use std::ffi::{c_char, c_int, CStr, CString};
+use tch::{Device, Kind, Tensor};
+
+// An `at::Tensor*`, as tch hands it out.
+type Raw = *mut std::ffi::c_void;
+
+extern "C" {
+    fn ft_free_error(e: *mut c_char);
+    fn ft_autocast_enter(device_type: c_int, dtype: c_int, prev_enabled: *mut c_int, prev_dtype: *mut c_int) -> *mut c_char;
+    fn ft_autocast_exit(device_type: c_int, prev_enabled: c_int, prev_dtype: c_int) -> *mut c_char;
+    fn ft_set_float32_matmul_precision(precision: *const c_char) -> *mut c_char;
+    fn ft_clip_grad_norm(grads: *const Raw, n: usize, max_norm: f64, total: *mut Raw) -> *mut c_char;
+    fn ft_amp_unscale(grads: *const Raw, n: usize, found_inf: Raw, inv_scale: Raw) -> *mut c_char;
+    fn ft_fused_adamw(
+        params: *const Raw,
+        grads: *const Raw,
+        exp_avgs: *const Raw,
+        exp_avg_sqs: *const Raw,
+        steps: *const Raw,
+        n: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        found_inf: Raw,
+    ) -> *mut c_char;
+}
+
+fn check(e: *mut c_char) -> Result<()> {
+    if e.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null return is a NUL-terminated string from strdup, owned by us.
+    let msg = unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned();
+    unsafe { ft_free_error(e) };
+    Err(Error::Torch(tch::TchError::Torch(msg)))
+}
+
+fn raw(ts: &[&Tensor]) -> Vec<Raw> {
+    ts.iter().map(|t| t.as_ptr() as Raw).collect()
+}
+
+/// c10's ScalarType codes for the dtypes autocast takes.
+fn scalar_type(kind: Kind) -> Result<c_int> {
+    match kind {
+        Kind::Half => Ok(5),
+        Kind::BFloat16 => Ok(15),
+        _ => Err(Error::Invalid(format!("autocast dtype {kind:?}; expected Half or BFloat16"))),
+    }
+}
+
+/// c10's DeviceType codes.
+fn device_type(device: Device) -> c_int {
+    match device {
+        Device::Cuda(_) => 1,
+        _ => 0,
+    }
+}
+
+/// Autocast on `device`'s type with `dtype` while alive; the previous state comes back on drop.
+pub struct Autocast {
+    device_type: c_int,
+    prev_enabled: c_int,
+    prev_dtype: c_int,
+}
+
+impl Autocast {
+    pub fn new(device: Device, dtype: Kind) -> Result<Self> {
+        let (mut prev_enabled, mut prev_dtype) = (0, 0);
+        let device_type = device_type(device);
+        check(unsafe { ft_autocast_enter(device_type, scalar_type(dtype)?, &mut prev_enabled, &mut prev_dtype) })?;
+        Ok(Autocast { device_type, prev_enabled, prev_dtype })
+    }
+}
+
+impl Drop for Autocast {
+    fn drop(&mut self) {
+        if let Err(e) = check(unsafe { ft_autocast_exit(self.device_type, self.prev_enabled, self.prev_dtype) }) {
+            tracing::error!("leaving autocast: {e}");
+        }
+    }
+}
+
+/// Runs `f` under autocast with `dtype`, or plainly when `dtype` is None.
+pub fn maybe_autocast<T>(device: Device, dtype: Option<Kind>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _guard = dtype.map(|k| Autocast::new(device, k)).transpose()?;
+    f()
+}
+
+/// `torch.set_float32_matmul_precision`: "highest" (IEEE float32) or "high" (TF32 on Ampere+).
+pub fn set_float32_matmul_precision(precision: &str) -> Result<()> {
+    let c = CString::new(precision).map_err(|_| Error::Invalid(format!("precision `{precision}`")))?;
+    check(unsafe { ft_set_float32_matmul_precision(c.as_ptr()) })
+}
+
+/// `clip_grad_norm_` over `grads` (foreach kernels); returns the norm before clipping as a 0-d
+/// tensor on the grads' device, without a host sync.
+pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f64) -> Result<Tensor> {
+    let r = raw(grads);
+    let mut total: Raw = std::ptr::null_mut();
+    check(unsafe { ft_clip_grad_norm(r.as_ptr(), r.len(), max_norm, &mut total) })?;
+    // SAFETY: on success `total` is a heap tensor handed over to us.
+    Ok(unsafe { Tensor::from_ptr(total as *mut _) })
+}
+
+/// GradScaler's unscale: grads *= inv_scale; found_inf becomes 1 if any grad is NaN/inf.
+pub fn amp_unscale(grads: &[&Tensor], found_inf: &Tensor, inv_scale: &Tensor) -> Result<()> {
+    let r = raw(grads);
+    check(unsafe { ft_amp_unscale(r.as_ptr(), r.len(), found_inf.as_ptr() as Raw, inv_scale.as_ptr() as Raw) })
+}
+
+/// One parameter group's tensors for [`fused_adamw`].
+pub struct AdamWGroup<'a> {
+    pub params: Vec<&'a Tensor>,
+    pub grads: Vec<&'a Tensor>,
+    pub exp_avgs: Vec<&'a Tensor>,
+    pub exp_avg_sqs: Vec<&'a Tensor>,
+    /// One float 0-d tensor per parameter, incremented on the device.
+    pub steps: Vec<&'a Tensor>,
+}
+
+/// Hyper-parameters of one fused AdamW step.
+#[derive(Clone, Copy)]
+pub struct AdamWStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub weight_decay: f64,
+    pub eps: f64,
+}
+
+/// `torch.optim.AdamW(fused=True)`'s step for one group; with `found_inf` set, nothing changes.
+pub fn fused_adamw(g: &AdamWGroup, h: AdamWStep, found_inf: Option<&Tensor>) -> Result<()> {
+    let n = g.params.len();
+    if [g.grads.len(), g.exp_avgs.len(), g.exp_avg_sqs.len(), g.steps.len()].iter().any(|&l| l != n) {
+        return Err(Error::Invalid("fused AdamW: parameter group lists differ in length".into()));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let (p, gr, m, v, s) = (raw(&g.params), raw(&g.grads), raw(&g.exp_avgs), raw(&g.exp_avg_sqs), raw(&g.steps));
+    let fi = found_inf.map_or(std::ptr::null_mut(), |t| t.as_ptr() as Raw);
+    check(unsafe {
+        ft_fused_adamw(p.as_ptr(), gr.as_ptr(), m.as_ptr(), v.as_ptr(), s.as_ptr(), n, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, fi)
+    })
+}

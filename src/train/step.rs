@@ -1,0 +1,94 @@
+//! One optimizer step's device work, shared by the training loop and `finetune bench`: forward
+//! passes under autocast, (scaled) backward, unscale, clipping, and an AdamW update that is skipped
+//! when the loss or gradient is not finite. On the fused path nothing here waits for the device.
+use crate::error::{Error, Result};
+use crate::torch_ext::maybe_autocast;
+use crate::train::optim::{AdamW, OptimizerKind};
+use crate::train::scaler::GradScaler;
+use crate::train::trainer::TrainArgs;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+pub struct Stepper {
+    pub opt: AdamW,
+    pub scaler: Option<GradScaler>,
+    pub amp: Option<Kind>,
+    device: Device,
+    max_grad_norm: f64,
+    skip_nonfinite: bool,
+    step_loss: Tensor,
+}
+
+/// What a finished step reports: all 0-d device tensors.
+pub struct StepResult {
+    /// The step's loss (mean over its examples).
+    pub loss: Tensor,
+    /// Gradient norm before clipping.
+    pub grad_norm: Tensor,
+    /// 1.0 if the update was skipped (non-finite loss/gradient, or an fp16 overflow).
+    pub skipped: Tensor,
+}
+
+impl Stepper {
+    pub fn new(vs: &VarStore, args: &TrainArgs) -> Result<Self> {
+        let device = vs.device();
+        Ok(Stepper {
+            opt: AdamW::new(vs, args.optim, args.optim_kind)?,
+            scaler: args.fp16.then(|| GradScaler::new(device)),
+            amp: args.autocast_dtype(),
+            device,
+            max_grad_norm: args.max_grad_norm,
+            skip_nonfinite: args.skip_nonfinite,
+            step_loss: Tensor::zeros([], (Kind::Float, device)),
+        })
+    }
+
+    /// Starts a step: clears gradients and the loss accumulator.
+    pub fn begin(&mut self) {
+        self.opt.zero_grad();
+        self.step_loss = Tensor::zeros([], (Kind::Float, self.device));
+    }
+
+    /// Back-propagates one micro-batch's loss with weight `w` (its share of the step's examples).
+    pub fn backward(&mut self, w: f64, loss: impl FnOnce() -> Result<Tensor>) -> Result<()> {
+        let loss = maybe_autocast(self.device, self.amp, loss)?;
+        let weighted = &loss * w;
+        match &self.scaler {
+            Some(s) => s.scale(&weighted).backward(),
+            None => weighted.backward(),
+        }
+        self.step_loss += loss.detach().to_kind(Kind::Float) * w;
+        Ok(())
+    }
+
+    /// Unscales, clips and updates at learning rate `lr`. `step` (1-based) names the step in errors.
+    pub fn finish(&mut self, lr: f64, step: usize) -> Result<StepResult> {
+        let overflow = match &mut self.scaler {
+            Some(s) => Some(s.unscale(&self.opt.grads())?.shallow_clone()),
+            None => None,
+        };
+        let grad_norm = self.opt.clip_grad_norm(self.max_grad_norm)?;
+        let loss = self.step_loss.shallow_clone();
+        let mut skipped = loss.isfinite().logical_and(&grad_norm.isfinite()).logical_not().to_kind(Kind::Float);
+        if let Some(o) = &overflow {
+            skipped = skipped.maximum(o);
+        }
+        self.opt.set_lr(lr);
+        match self.opt.kind() {
+            OptimizerKind::AdamwTorchFused => self.opt.step(Some(&skipped))?,
+            // The single-tensor update cannot be masked on the device: decide on the host.
+            OptimizerKind::AdamwTorch => {
+                if skipped.double_value(&[]) == 0.0 {
+                    self.opt.step(None)?;
+                } else if !self.skip_nonfinite && overflow.is_none() {
+                    let l = loss.double_value(&[]);
+                    let value = if l.is_finite() { grad_norm.double_value(&[]) } else { l };
+                    return Err(Error::NonFinite { step, value });
+                }
+            }
+        }
+        if let Some(s) = &mut self.scaler {
+            s.update();
+        }
+        Ok(StepResult { loss, grad_norm, skipped })
+    }
+}
