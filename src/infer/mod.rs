@@ -67,11 +67,12 @@ pub fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
     batches
 }
 
-/// Logits of every feature, in input order, computed over `length_batches`, with dropout off.
+/// Logits of every feature, in input order, computed over `length_batches` (padded as `collate`
+/// pads: to the batch maximum rounded up to the multiple), with dropout off.
 pub fn batched_logits(
     net: &SequenceClassifier,
     features: &[Features],
-    pad_id: i64,
+    (pad_id, pad_to_multiple_of): (i64, usize),
     batch_size: usize,
     device: Device,
     progress: Option<&indicatif::ProgressBar>,
@@ -80,7 +81,7 @@ pub fn batched_logits(
     let mut out: Vec<Tensor> = (0..features.len()).map(|_| Tensor::new()).collect();
     tch::no_grad(|| {
         for chunk in length_batches(&lengths, batch_size) {
-            let b = collate(features, &chunk, pad_id, 1, device);
+            let b = collate(features, &chunk, pad_id, pad_to_multiple_of, device);
             let logits = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false).to_device(Device::Cpu).to_kind(Kind::Float);
             for (row, &i) in chunk.iter().enumerate() {
                 out[i] = logits.get(row as i64);
@@ -181,7 +182,7 @@ impl Classifier {
     }
 
     pub fn predict_with_progress(&self, features: &[Features], batch_size: usize, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<Prediction>> {
-        let logits = batched_logits(&self.net, features, self.encoder.pad_id, batch_size, self.device, progress);
+        let logits = batched_logits(&self.net, features, (self.encoder.pad_id, 1), batch_size, self.device, progress);
         let rows: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(logits)?;
         Ok(rows.into_iter().map(|l| self.prediction(l)).collect())
     }

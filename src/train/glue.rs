@@ -65,12 +65,14 @@ struct Model {
     source_dir: PathBuf,
     encoder: TextEncoder,
     task: Task,
+    /// Batch lengths round up to this multiple in evaluation too (see `collate`).
+    pad_to_multiple_of: usize,
 }
 
 impl Model {
     /// Logits of every example, in order, with dropout off (batched as `finetune predict` does).
     fn logits(&self, features: &[Features], batch_size: usize) -> Tensor {
-        crate::infer::batched_logits(&self.net, features, self.encoder.pad_id, batch_size, self.vs.device(), None)
+        crate::infer::batched_logits(&self.net, features, (self.encoder.pad_id, self.pad_to_multiple_of), batch_size, self.vs.device(), None)
     }
 
     fn predictions(&self, logits: &Tensor) -> Result<Predictions> {
@@ -171,7 +173,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     tch::manual_seed(args.train.seed as i64);
     let (vs, net, report) = checkpoint::load_sequence_classifier(&model_dir, &cfg, task.num_labels(), args.device)?;
     tracing::info!("loaded {}; newly initialised: {:?}; unused: {} tensors", model_dir.display(), report.newly_initialised, report.unused.len());
-    let model = Model { vs, net, cfg, source_dir: model_dir, encoder, task };
+    let model = Model { vs, net, cfg, source_dir: model_dir, encoder, task, pad_to_multiple_of: args.train.pad_to_multiple_of };
 
     let run = RunContext {
         output_dir: out,
