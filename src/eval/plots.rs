@@ -175,3 +175,52 @@ fn draw_spread(rows: &[(String, Vec<f64>)], file: &Path, png: &Path, y_desc: &st
     }
     root.present().map_err(|e| plot_err(png, e))
 }
+
+/// A confusion matrix as a heat map: rows are true classes, columns predictions, each cell shaded
+/// by its share of the row and labelled with its count.
+pub fn confusion_matrix(png: &Path, labels: &[String], cm: &[Vec<usize>]) -> Result<()> {
+    register_font();
+    if labels.is_empty() || cm.len() != labels.len() {
+        return Err(Error::Invalid("confusion matrix: one row per class expected".into()));
+    }
+    atomic_png(png, |tmp| draw_confusion(labels, cm, tmp, png))
+}
+
+fn draw_confusion(labels: &[String], cm: &[Vec<usize>], file: &Path, png: &Path) -> Result<()> {
+    let k = labels.len();
+    let side = (60 * k as u32).max(240);
+    let root = BitMapBackend::new(file, (side + 180, side + 140)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(png, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("confusion matrix (rows: true, columns: predicted)", (FONT, 16))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0f64..k as f64, 0f64..k as f64)
+        .map_err(|e| plot_err(png, e))?;
+    let name = |v: &f64| labels.get(v.floor() as usize).filter(|_| v.fract() > 0.4 && v.fract() < 0.6).cloned().unwrap_or_default();
+    // The y axis runs upwards; row 0 is drawn at the top.
+    let row_name = |v: &f64| labels.get(k.saturating_sub(1 + v.floor() as usize)).filter(|_| v.fract() > 0.4 && v.fract() < 0.6).cloned().unwrap_or_default();
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(2 * k + 1)
+        .y_labels(2 * k + 1)
+        .x_label_formatter(&name)
+        .y_label_formatter(&row_name)
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(|e| plot_err(png, e))?;
+    for (i, row) in cm.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        for (j, &n) in row.iter().enumerate() {
+            let share = n as f64 / total;
+            let y = (k - 1 - i) as f64;
+            let shade = RGBColor((255.0 * (1.0 - 0.8 * share)) as u8, (255.0 * (1.0 - 0.6 * share)) as u8, 255);
+            chart.draw_series(std::iter::once(Rectangle::new([(j as f64, y), (j as f64 + 1.0, y + 1.0)], shade.filled()))).map_err(|e| plot_err(png, e))?;
+            let text = Text::new(n.to_string(), (j as f64 + 0.4, y + 0.55), (FONT, 15).into_font().color(&BLACK));
+            chart.draw_series(std::iter::once(text)).map_err(|e| plot_err(png, e))?;
+        }
+    }
+    root.present().map_err(|e| plot_err(png, e))
+}

@@ -114,7 +114,7 @@ impl Workload for GlueWork<'_> {
         Some(self.train.features.iter().map(|f| f.input_ids.len()).collect())
     }
 
-    fn loss(&mut self, indices: &[usize]) -> Result<Tensor> {
+    fn loss(&mut self, indices: &[usize], _step: usize) -> Result<Tensor> {
         let m = self.model;
         let b = collate(&self.train.features, indices, m.encoder.pad_id, self.pad_to_multiple_of, m.vs.device());
         let labels = self.train.labels.as_ref().expect("training split is labelled").gather(indices, m.vs.device());
@@ -222,15 +222,10 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     }
     let mean_len = train.features.iter().map(|f| f.input_ids.len() as f64).sum::<f64>() / train.features.len().max(1) as f64;
     let flops = crate::train::cost::bert_train_flops(&model.cfg, task.num_labels(), summary.examples_seen as f64 * mean_len, mean_len);
-    crate::io::write_json(&out.join("train_results.json"), &json!({
-        "epoch": summary.epoch, "global_step": summary.global_step, "train_loss": summary.train_loss,
-        "train_runtime": summary.train_runtime_s, "train_samples_per_second": summary.train_samples_per_second,
-        "train_samples": train.examples.len(), "best_step": summary.best.map(|b| b.0),
-        "best_objective": summary.best.map(|b| b.1), "early_stopped": summary.early_stopped,
-        "skipped_nonfinite_steps": summary.skipped_nonfinite_steps, "resumed_from": summary.resumed_from,
-        "train_flops_estimate": flops, "train_mean_seq_length": mean_len, "device": format!("{:?}", args.device),
-        "peak_rss_kib": crate::run_info::peak_rss_kib(),
-    }))?;
+    let mut train_results = summary.results(train.examples.len(), args.device);
+    train_results.insert("train_flops_estimate".into(), json!(flops));
+    train_results.insert("train_mean_seq_length".into(), json!(mean_len));
+    crate::io::write_json(&out.join("train_results.json"), &train_results)?;
     crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("{} seed {}", task.name(), args.train.seed))?;
     finish(out, results)
 }

@@ -140,7 +140,7 @@ impl Workload for SquadWork<'_> {
         Some(self.train.iter().map(|f| f.features.input_ids.len()).collect())
     }
 
-    fn loss(&mut self, indices: &[usize]) -> Result<Tensor> {
+    fn loss(&mut self, indices: &[usize], _step: usize) -> Result<Tensor> {
         let m = self.model;
         let device = m.vs.device();
         let inputs: Vec<_> = indices.iter().map(|&i| self.train[i].features.clone()).collect();
@@ -223,12 +223,7 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     results.insert("epoch".into(), json!(summary.epoch));
     results.insert("eval_samples".into(), json!(n_features));
     model.save(out)?;
-    crate::io::write_json(&out.join("train_results.json"), &json!({
-        "epoch": summary.epoch, "global_step": summary.global_step, "train_loss": summary.train_loss,
-        "train_runtime": summary.train_runtime_s, "train_samples_per_second": summary.train_samples_per_second,
-        "train_samples": train_feats.features.len(), "best_step": summary.best.map(|b| b.0),
-        "device": format!("{:?}", args.device), "peak_rss_kib": crate::run_info::peak_rss_kib(),
-    }))?;
+    crate::io::write_json(&out.join("train_results.json"), &summary.results(train_feats.features.len(), args.device))?;
     crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("squad seed {}", args.train.seed))?;
     crate::train::glue::finish(out, results)
 }

@@ -160,14 +160,33 @@ pub struct TrainSummary {
     pub resumed_from: Option<PathBuf>,
 }
 
+impl TrainSummary {
+    /// `train_results.json`'s common fields (HF Trainer names); jobs add their own.
+    pub fn results(&self, train_samples: usize, device: tch::Device) -> Map<String, Value> {
+        let v = json!({
+            "epoch": self.epoch, "global_step": self.global_step, "train_loss": self.train_loss,
+            "train_runtime": self.train_runtime_s, "train_samples_per_second": self.train_samples_per_second,
+            "train_samples": train_samples, "best_step": self.best.map(|b| b.0),
+            "best_objective": self.best.map(|b| b.1), "early_stopped": self.early_stopped,
+            "skipped_nonfinite_steps": self.skipped_nonfinite_steps, "resumed_from": self.resumed_from,
+            "device": format!("{device:?}"), "peak_rss_kib": crate::run_info::peak_rss_kib(),
+        });
+        v.as_object().cloned().expect("object literal")
+    }
+}
+
 /// Hooks a workload gives the loop.
 pub trait Workload {
-    /// Mean loss over the examples at `indices`, with dropout on.
-    fn loss(&mut self, indices: &[usize]) -> Result<Tensor>;
+    /// Mean loss over the examples at `indices`, with dropout on; `step` is the optimizer step
+    /// the micro-batch belongs to (a seed for per-example augmentation that survives a resume).
+    fn loss(&mut self, indices: &[usize], step: usize) -> Result<Tensor>;
     /// Evaluates the current weights.
     fn evaluate(&mut self) -> Result<Evaluation>;
     /// Called when an evaluation beats every earlier one.
     fn on_best(&mut self, step: usize, eval: &Evaluation) -> Result<()>;
+    /// Called with the micro-batch that comes after the one about to run, so input preparation
+    /// (image decoding) can overlap with the model's work.
+    fn prefetch(&mut self, _indices: &[usize], _step: usize) {}
     /// Token count of each training example, for `group_by_length`.
     fn lengths(&self) -> Option<Vec<usize>> {
         None
@@ -374,13 +393,21 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         let batches: Vec<&[usize]> = order.chunks(micro).collect();
         let done_in_epoch = st.global_step - epoch * steps_per_epoch;
         // Trailing micro-batches that cannot fill an accumulation group are dropped, as Trainer does.
-        for group in batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch) {
+        let groups: Vec<&[&[usize]]> = batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch).collect();
+        for (gi, group) in groups.iter().enumerate() {
             let step = st.global_step;
             tch::manual_seed(step_seed(args.seed, step));
             stepper.begin();
             let n_group: usize = group.iter().map(|b| b.len()).sum();
-            for b in group {
-                stepper.backward(b.len() as f64 / n_group as f64, || work.loss(b))?;
+            for (bi, b) in group.iter().enumerate() {
+                let next = match group.get(bi + 1) {
+                    Some(nb) => Some((*nb, step)),
+                    None => groups.get(gi + 1).map(|g| (g[0], step + 1)),
+                };
+                if let Some((nb, ns)) = next {
+                    work.prefetch(nb, ns);
+                }
+                stepper.backward(b.len() as f64 / n_group as f64, || work.loss(b, step))?;
             }
             let lr = args.optim.learning_rate * schedule.factor(step);
             let StepResult { loss: step_loss, grad_norm, skipped } = stepper.finish(lr, step + 1)?;

@@ -1,0 +1,116 @@
+//! Image data: list parsing errors (format, label range, paths escaping the root), missing and
+//! corrupt images (errors naming the file, or counted with --skip-bad-images), ImageFolder classes,
+//! the transforms, and the evaluation's confusion matrix.
+use finetune::data::images::{self, Normalize, Transform};
+use finetune::train::image::{score, ImageData};
+use std::path::Path;
+use tch::Tensor;
+
+fn write_png(path: &Path, rgb: [u8; 3], w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb(rgb)).save(path).unwrap();
+}
+
+/// A PaddleHub-style dataset: images/{a,b}/*.png, lists beside images/.
+fn dataset(dir: &Path, train_lines: &str) -> ImageData {
+    write_png(&dir.join("images/a/1.png"), [255, 0, 0], 40, 30);
+    write_png(&dir.join("images/a/2.png"), [250, 10, 0], 30, 40);
+    write_png(&dir.join("images/b/1.png"), [0, 0, 255], 50, 50);
+    std::fs::write(dir.join("label_list.txt"), "a\nb\n").unwrap();
+    std::fs::write(dir.join("train_list.txt"), train_lines).unwrap();
+    std::fs::write(dir.join("validate_list.txt"), "b/1.png 1\n").unwrap();
+    ImageData { data_dir: dir.join("images"), train_list: None, val_list: None, label_list: None, skip_bad_images: false }
+}
+
+fn load_err(train_lines: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), train_lines).load().unwrap_err().to_string()
+}
+
+#[test]
+fn lists_load_with_labels_from_beside_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, val) = dataset(dir.path(), "a/1.png 0\na/2.png 0\r\n\nb/1.png 1\n").load().unwrap();
+    assert_eq!(train.labels, vec!["a", "b"]);
+    assert_eq!(train.items.len(), 3);
+    assert_eq!(train.items[2], ("b/1.png".into(), 1));
+    assert_eq!(val.items.len(), 1);
+}
+
+#[test]
+fn bad_list_lines_name_the_file_and_line() {
+    let e = load_err("a/1.png 0\na/2.png\n");
+    assert!(e.contains("train_list.txt:2") && e.contains("<image path> <label index>"), "{e}");
+    let e = load_err("a/1.png zero\n");
+    assert!(e.contains("train_list.txt:1") && e.contains("not a non-negative integer"), "{e}");
+    let e = load_err("a/1.png 0\nb/1.png 2\n");
+    assert!(e.contains("train_list.txt:2") && e.contains("out of range") && e.contains("2 classes"), "{e}");
+}
+
+#[test]
+fn paths_that_escape_the_root_are_refused() {
+    for line in ["../secret.png 0", "a/../../x.png 0", "/etc/passwd 0"] {
+        let e = load_err(&format!("a/1.png 0\n{line}\n"));
+        assert!(e.contains("train_list.txt:2") && e.contains("must be relative and stay inside"), "{line}: {e}");
+    }
+}
+
+#[test]
+fn missing_and_corrupt_images_fail_naming_the_file_or_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = dataset(dir.path(), "a/1.png 0\na/broken.jpg 0\na/gone.png 0\nb/1.png 1\n");
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.extend(std::iter::repeat_n(0x42, 200));
+    std::fs::write(dir.path().join("images/a/broken.jpg"), &jpeg).unwrap();
+    let e = data.load().unwrap_err().to_string();
+    assert!(e.contains("2 bad image(s)") && (e.contains("broken.jpg") || e.contains("gone.png")), "{e}");
+    data.skip_bad_images = true;
+    let (train, _) = data.load().unwrap();
+    assert_eq!(train.items.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect::<Vec<_>>(), vec!["a/1.png", "b/1.png"]);
+}
+
+#[test]
+fn image_folder_classes_are_sorted_sub_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("train/zebra/1.png"), [1, 2, 3], 8, 8);
+    write_png(&dir.path().join("train/ant/1.png"), [1, 2, 3], 8, 8);
+    write_png(&dir.path().join("val/zebra/1.png"), [1, 2, 3], 8, 8);
+    write_png(&dir.path().join("val/ant/1.png"), [1, 2, 3], 8, 8);
+    std::fs::write(dir.path().join("train/ant/notes.txt"), "not an image").unwrap();
+    let data = ImageData { data_dir: dir.path().into(), train_list: None, val_list: None, label_list: None, skip_bad_images: false };
+    let (train, val) = data.load().unwrap();
+    assert_eq!(train.labels, vec!["ant", "zebra"]);
+    assert_eq!(train.items, vec![("ant/1.png".into(), 0), ("zebra/1.png".into(), 1)]);
+    assert_eq!(val.items.len(), 2);
+}
+
+#[test]
+fn transforms_give_normalised_crops_and_seeded_augmentation() {
+    let img = image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let eval = images::to_input(&img, Transform::Eval { resize: 256, size: 224 }, Normalize::HALF);
+    assert_eq!(eval.len(), 3 * 224 * 224);
+    // The blue channel is constant 128: (128/255 - 0.5) / 0.5.
+    let blue = &eval[2 * 224 * 224..];
+    assert!(blue.iter().all(|v| (v - (128.0 / 255.0 - 0.5) / 0.5).abs() < 1e-6));
+    let a = images::to_input(&img, Transform::Train { size: 64, seed: 1 }, Normalize::IMAGENET);
+    let b = images::to_input(&img, Transform::Train { size: 64, seed: 1 }, Normalize::IMAGENET);
+    let c = images::to_input(&img, Transform::Train { size: 64, seed: 2 }, Normalize::IMAGENET);
+    assert_eq!(a.len(), 3 * 64 * 64);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn score_counts_the_confusion_matrix_and_per_class_accuracy() {
+    let set = images::ImageSet {
+        root: ".".into(),
+        items: vec![("x".into(), 0), ("y".into(), 0), ("z".into(), 1), ("w".into(), 2)],
+        labels: vec!["a".into(), "b".into(), "c".into()],
+    };
+    let logits = Tensor::from_slice(&[5.0f32, 0., 0., 0., 5., 0., 0., 5., 0., 5., 0., 0.]).view([4, 3]);
+    let (m, cm) = score(&logits, &set);
+    assert_eq!(cm, vec![vec![1, 1, 0], vec![0, 1, 0], vec![1, 0, 0]]);
+    assert_eq!(m["eval_accuracy"].as_f64().unwrap(), 0.5);
+    assert_eq!(m["eval_per_class_accuracy"]["a"].as_f64().unwrap(), 0.5);
+    assert_eq!(m["eval_per_class_accuracy"]["c"].as_f64().unwrap(), 0.0);
+}
