@@ -4,7 +4,7 @@
 mod common;
 use finetune::data::glue::Task;
 use finetune::train::glue::{run, Baseline, GlueArgs};
-use finetune::train::optim::AdamWConfig;
+use finetune::train::optim::OptimConfig;
 use finetune::train::schedule::SchedulerType;
 use finetune::train::trainer::{SaveStrategy, TrainArgs};
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ fn args(model: &Path, data: &Path, out: PathBuf) -> GlueArgs {
         max_seq_length: 64,
         per_device_eval_batch_size: 16,
         train: TrainArgs {
-            optim: AdamWConfig { learning_rate: 5e-5, weight_decay: 0.01, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 },
+            optim: OptimConfig { learning_rate: 5e-5, weight_decay: 0.01, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, momentum: 0.0 },
             lr_scheduler_type: SchedulerType::Linear,
             warmup_steps: 0,
             warmup_ratio: 0.1,

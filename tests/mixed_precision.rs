@@ -3,7 +3,7 @@
 //! guard and the fp16 loss scaler. Runs on the CPU (libtorch has CPU kernels for all of these);
 //! tests/cuda.rs repeats the device-specific checks on a GPU.
 use finetune::torch_ext::{clip_grad_norm, Autocast};
-use finetune::train::optim::{AdamW, AdamWConfig, OptimizerKind};
+use finetune::train::optim::{AdamW, OptimConfig, OptimizerKind};
 use finetune::train::scaler::GradScaler;
 use tch::{nn, nn::VarStore, Device, Kind, Tensor};
 
@@ -19,7 +19,7 @@ fn store(device: Device) -> VarStore {
     vs
 }
 
-const CFG: AdamWConfig = AdamWConfig { learning_rate: 1e-2, weight_decay: 0.1, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 };
+const CFG: OptimConfig = OptimConfig { learning_rate: 1e-2, weight_decay: 0.1, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, momentum: 0.0 };
 
 /// Sets every gradient to a fresh random tensor drawn from `seed` (same on every store).
 fn random_grads(vs: &VarStore, seed: i64) {
@@ -230,4 +230,26 @@ fn cuda_classifier_matches_the_cpu_forward_and_trains_in_mixed_precision() {
         assert!(skipped <= if fp16 { 3.0 } else { 0.0 }, "{skipped} steps skipped (bf16 {bf16}, fp16 {fp16})");
         assert!(losses[19] < losses[0], "loss did not fall (bf16 {bf16}, fp16 {fp16}): {losses:?}");
     }
+}
+
+#[test]
+fn sgd_with_momentum_follows_torch_optim_sgd() {
+    let vs = VarStore::new(Device::Cpu);
+    let w = (&vs.root() / "layer").var("weight", &[1], nn::Init::Const(1.0));
+    let b = (&vs.root() / "layer").var("bias", &[1], nn::Init::Const(1.0));
+    let cfg = OptimConfig { learning_rate: 0.1, weight_decay: 0.1, momentum: 0.9, ..CFG };
+    let mut sgd = AdamW::new(&vs, cfg, OptimizerKind::Sgd).unwrap();
+    let (mut pw, mut pb, mut bw, mut bb) = (1.0f64, 1.0f64, 0.0f64, 0.0f64);
+    for step in 0..3 {
+        sgd.zero_grad();
+        ((&w + &b) * 0.5).sum(Kind::Float).backward();
+        sgd.step(None).unwrap();
+        // torch.optim.SGD: d = g + wd·p (the bias takes no decay here); buf = d, then μ·buf + d.
+        let (dw, db) = (0.5 + 0.1 * pw, 0.5);
+        (bw, bb) = if step == 0 { (dw, db) } else { (0.9 * bw + dw, 0.9 * bb + db) };
+        pw -= 0.1 * bw;
+        pb -= 0.1 * bb;
+    }
+    assert!((w.double_value(&[0]) - pw).abs() < 1e-6, "{} vs {pw}", w.double_value(&[0]));
+    assert!((b.double_value(&[0]) - pb).abs() < 1e-6, "{} vs {pb}", b.double_value(&[0]));
 }

@@ -1,7 +1,7 @@
 //! The training loop's control logic on a workload whose metric curve is scripted: best-model
 //! selection, early stopping (patience and threshold), `metric_for_best_model` with a loss, and
 //! the NaN policy. The "model" is one scalar weight, so each case runs in milliseconds.
-use finetune::train::optim::{AdamWConfig, OptimizerKind};
+use finetune::train::optim::{OptimConfig, OptimizerKind};
 use finetune::train::schedule::SchedulerType;
 use finetune::train::trainer::{train, Evaluation, RunContext, SaveStrategy, TrainArgs, TrainSummary, Workload};
 use finetune::{Error, Result};
@@ -41,7 +41,7 @@ impl Workload for Scripted {
 
 fn args() -> TrainArgs {
     TrainArgs {
-        optim: AdamWConfig { learning_rate: 0.1, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 },
+        optim: OptimConfig { learning_rate: 0.1, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, momentum: 0.0 },
         lr_scheduler_type: SchedulerType::Constant,
         per_device_train_batch_size: 1,
         num_train_epochs: 1.0,

@@ -6,7 +6,7 @@ use crate::data::glue::Task;
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
 use crate::train::glue::{Baseline, GlueArgs};
-use crate::train::optim::{AdamWConfig, OptimizerKind};
+use crate::train::optim::{OptimConfig, OptimizerKind};
 use crate::train::schedule::SchedulerType;
 use crate::train::trainer::{ResumeFrom, SaveStrategy, TrainArgs};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -438,7 +438,7 @@ pub struct DeviceCli {
     /// TF32 matmuls on CUDA (default true; results then differ from strict fp32 in the 4th digit).
     #[arg(long)]
     pub tf32: Option<bool>,
-    /// adamw_torch (single-tensor, PyTorch's CPU default) or adamw_torch_fused (default on CUDA).
+    /// adamw_torch (single-tensor, PyTorch's CPU default), adamw_torch_fused (default on CUDA) or sgd.
     #[arg(long)]
     pub optim: Option<String>,
     /// Round training batches' padded length up to a multiple of N. Default: 8 with --bf16/--fp16
@@ -496,11 +496,18 @@ pub struct TrainCli {
     pub adam_beta2: f64,
     #[arg(long, default_value_t = 1e-8)]
     pub adam_epsilon: f64,
+    /// Momentum of `--optim sgd`.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
     #[arg(long, default_value_t = 1.0)]
     pub max_grad_norm: f64,
-    /// linear, cosine or constant.
+    /// linear, cosine, constant or step (×--lr-gamma every --lr-step-epochs epochs).
     #[arg(long, default_value = "linear")]
     pub lr_scheduler_type: String,
+    #[arg(long, default_value_t = 1.0)]
+    pub lr_step_epochs: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_gamma: f64,
     #[arg(long, default_value_t = 1)]
     pub gradient_accumulation_steps: usize,
     #[arg(long, default_value_t = 42)]
@@ -527,14 +534,17 @@ impl TrainCli {
         let resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
         Ok((
             TrainArgs {
-                optim: AdamWConfig {
+                optim: OptimConfig {
                     learning_rate: self.learning_rate.unwrap_or(learning_rate),
                     weight_decay: self.weight_decay,
                     adam_beta1: self.adam_beta1,
                     adam_beta2: self.adam_beta2,
                     adam_epsilon: self.adam_epsilon,
+                    momentum: self.momentum,
                 },
                 lr_scheduler_type: self.lr_scheduler_type.parse::<SchedulerType>()?,
+                lr_step_epochs: self.lr_step_epochs,
+                lr_gamma: self.lr_gamma,
                 warmup_steps: self.warmup_steps,
                 warmup_ratio: self.warmup_ratio,
                 max_grad_norm: self.max_grad_norm,

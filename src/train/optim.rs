@@ -1,4 +1,4 @@
-//! AdamW with decoupled weight decay applied to every weight except biases and LayerNorm weights
+//! AdamW (and SGD with momentum) with weight decay applied to every weight except biases and LayerNorm weights
 //! (run_glue.py / Trainer's grouping), plus global-norm gradient clipping done on the device
 //! without a host sync, as `torch.nn.utils.clip_grad_norm_` does.
 //!
@@ -21,6 +21,8 @@ pub enum OptimizerKind {
     /// torch.optim.AdamW(fused=True): two kernel launches per step on CUDA, and a step skipped on
     /// the device (no host sync) when its loss or gradient is not finite.
     AdamwTorchFused,
+    /// torch.optim.SGD (momentum, L2 weight decay added to the gradient, no Nesterov).
+    Sgd,
 }
 
 impl std::str::FromStr for OptimizerKind {
@@ -29,18 +31,21 @@ impl std::str::FromStr for OptimizerKind {
         match s {
             "adamw_torch" => Ok(OptimizerKind::AdamwTorch),
             "adamw_torch_fused" => Ok(OptimizerKind::AdamwTorchFused),
-            _ => Err(Error::Invalid(format!("optim `{s}`; expected adamw_torch or adamw_torch_fused"))),
+            "sgd" => Ok(OptimizerKind::Sgd),
+            _ => Err(Error::Invalid(format!("optim `{s}`; expected adamw_torch, adamw_torch_fused or sgd"))),
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct AdamWConfig {
+pub struct OptimConfig {
     pub learning_rate: f64,
     pub weight_decay: f64,
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_epsilon: f64,
+    /// SGD's momentum (`sgd` only).
+    pub momentum: f64,
 }
 
 struct Param {
@@ -54,7 +59,7 @@ struct Param {
 }
 
 pub struct AdamW {
-    cfg: AdamWConfig,
+    cfg: OptimConfig,
     lr: f64,
     /// Updates applied so far (torch's per-parameter `step`, identical for every parameter here);
     /// the fused path keeps the count on the device instead.
@@ -69,7 +74,7 @@ pub fn decays(name: &str) -> bool {
 }
 
 impl AdamW {
-    pub fn new(vs: &VarStore, cfg: AdamWConfig, kind: OptimizerKind) -> Result<Self> {
+    pub fn new(vs: &VarStore, cfg: OptimConfig, kind: OptimizerKind) -> Result<Self> {
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         // A fixed parameter order keeps the arithmetic identical from run to run.
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -119,7 +124,36 @@ impl AdamW {
                 Ok(())
             }
             OptimizerKind::AdamwTorchFused => self.step_fused(skip),
+            OptimizerKind::Sgd => {
+                self.step_sgd();
+                Ok(())
+            }
         }
+    }
+
+    /// torch.optim.SGD's single-tensor update; `exp_avg` holds the momentum buffer.
+    fn step_sgd(&mut self) {
+        let first = self.step == 0;
+        self.step += 1;
+        let (momentum, wd) = (self.cfg.momentum, self.cfg.weight_decay);
+        tch::no_grad(|| {
+            for p in &mut self.params {
+                let grad = p.value.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let mut d_p = if p.decay && wd != 0.0 { &grad + &p.value * wd } else { grad.shallow_clone() };
+                if momentum != 0.0 {
+                    if first {
+                        p.exp_avg.copy_(&d_p);
+                    } else {
+                        let _ = p.exp_avg.g_mul_scalar_(momentum).g_add_(&d_p);
+                    }
+                    d_p = p.exp_avg.shallow_clone();
+                }
+                let _ = p.value.g_add_(&(d_p * -self.lr));
+            }
+        });
     }
 
     fn step_single_tensor(&mut self) {

@@ -76,7 +76,7 @@ impl Stepper {
         match self.opt.kind() {
             OptimizerKind::AdamwTorchFused => self.opt.step(Some(&skipped))?,
             // The single-tensor update cannot be masked on the device: decide on the host.
-            OptimizerKind::AdamwTorch => {
+            OptimizerKind::AdamwTorch | OptimizerKind::Sgd => {
                 if skipped.double_value(&[]) == 0.0 {
                     self.opt.step(None)?;
                 } else if !self.skip_nonfinite && overflow.is_none() {

@@ -7,7 +7,7 @@ use crate::data::batch::epoch_order;
 use crate::error::{Error, Result};
 use crate::train::log::RunLog;
 use crate::torch_ext::maybe_autocast;
-use crate::train::optim::{AdamW, AdamWConfig, OptimizerKind};
+use crate::train::optim::{AdamW, OptimConfig, OptimizerKind};
 use crate::train::scaler::GradScaler;
 use crate::train::step::{StepResult, Stepper};
 use crate::train::resume::{self, TrainerState};
@@ -57,8 +57,11 @@ impl FromStr for ResumeFrom {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainArgs {
-    pub optim: AdamWConfig,
+    pub optim: OptimConfig,
     pub lr_scheduler_type: SchedulerType,
+    /// `step` schedule: multiply the rate by `lr_gamma` every `lr_step_epochs` epochs.
+    pub lr_step_epochs: f64,
+    pub lr_gamma: f64,
     pub warmup_steps: usize,
     pub warmup_ratio: f64,
     pub max_grad_norm: f64,
@@ -102,8 +105,10 @@ pub struct TrainArgs {
 impl Default for TrainArgs {
     fn default() -> Self {
         TrainArgs {
-            optim: AdamWConfig { learning_rate: 2e-5, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 },
+            optim: OptimConfig { learning_rate: 2e-5, weight_decay: 0.0, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, momentum: 0.0 },
             lr_scheduler_type: SchedulerType::Linear,
+            lr_step_epochs: 1.0,
+            lr_gamma: 0.1,
             warmup_steps: 0,
             warmup_ratio: 0.0,
             max_grad_norm: 1.0,
@@ -253,6 +258,9 @@ impl TrainArgs {
             ("adam_beta2", json!(o.adam_beta2)),
             ("adam_epsilon", json!(o.adam_epsilon)),
             ("lr_scheduler_type", json!(self.lr_scheduler_type)),
+            ("lr_step_epochs", json!(self.lr_step_epochs)),
+            ("lr_gamma", json!(self.lr_gamma)),
+            ("momentum", json!(o.momentum)),
             ("warmup_steps", json!(self.warmup_steps)),
             ("warmup_ratio", json!(self.warmup_ratio)),
             ("max_grad_norm", json!(self.max_grad_norm)),
@@ -336,7 +344,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     let amp = args.autocast_dtype();
     let total = args.total_steps(n_examples);
     let steps_per_epoch = args.steps_per_epoch(n_examples);
-    let schedule = Schedule::new(args.lr_scheduler_type, total, args.warmup_steps, args.warmup_ratio);
+    let schedule = Schedule::new(args.lr_scheduler_type, total, args.warmup_steps, args.warmup_ratio)
+        .with_step_decay(((args.lr_step_epochs * steps_per_epoch as f64).round() as usize).max(1), args.lr_gamma);
     let micro = args.per_device_train_batch_size;
     let accum = args.gradient_accumulation_steps;
     let fingerprint = args.fingerprint(n_examples, &run.fingerprint);
