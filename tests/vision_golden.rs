@@ -96,3 +96,47 @@ fn efficientnet_lite0_checkpoint_matches_pytorch() {
     let d = max_diff(&logits, &g["logits"]);
     assert!(d < 1e-4, "EfficientNet-Lite0 logits differ from PyTorch by {d}");
 }
+
+/// transformers' name for a torchvision ResNet tensor (the inverse of `torchvision_name`).
+fn hf_name(tv: &str) -> String {
+    let conv_or_norm = |kind: &str, rest: &str| if kind == "conv" { format!("convolution.{rest}") } else { format!("normalization.{rest}") };
+    let p: Vec<&str> = tv.split('.').collect();
+    match p.as_slice() {
+        ["conv1", rest] => format!("resnet.embedder.embedder.{}", conv_or_norm("conv", rest)),
+        ["bn1", rest] => format!("resnet.embedder.embedder.{}", conv_or_norm("bn", rest)),
+        ["fc", rest] => format!("classifier.1.{rest}"),
+        [layer, block, "downsample", idx, rest] => {
+            let s = layer.trim_start_matches("layer").parse::<usize>().unwrap() - 1;
+            format!("resnet.encoder.stages.{s}.layers.{block}.shortcut.{}", conv_or_norm(if *idx == "0" { "conv" } else { "bn" }, rest))
+        }
+        [layer, block, cb, rest] => {
+            let s = layer.trim_start_matches("layer").parse::<usize>().unwrap() - 1;
+            let (kind, j) = cb.split_at(if cb.starts_with("conv") { 4 } else { 2 });
+            let j = j.parse::<usize>().unwrap() - 1;
+            format!("resnet.encoder.stages.{s}.layers.{block}.layer.{j}.{}", conv_or_norm(kind, rest))
+        }
+        _ => panic!("unexpected name {tv}"),
+    }
+}
+
+#[test]
+fn transformers_resnet_checkpoints_load_under_torchvision_names() {
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
+    let vs = VarStore::new(Device::Cpu);
+    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 3, o);
+    formula_weights(&vs);
+    let dir = tempfile::tempdir().unwrap();
+    let named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (hf_name(&n), t)).collect();
+    for (hf, _) in &named {
+        assert!(!vs.variables().contains_key(hf.as_str()), "{hf} should be a transformers name");
+    }
+    finetune::model::checkpoint::write_safetensors(&named, &dir.path().join("model.safetensors")).unwrap();
+    let cfg = r#"{"model_type": "resnet", "depths": [2, 2, 2, 2], "layer_type": "basic", "id2label": {"0": "a", "1": "b", "2": "c"}}"#;
+    std::fs::write(dir.path().join("config.json"), cfg).unwrap();
+    let m = vision::load(dir.path(), None, o, Device::Cpu).unwrap();
+    assert_eq!(m.config.architecture, "resnet18");
+    let x = formula_images(1, 32);
+    let want = tch::no_grad(|| net.forward_t(&x, false));
+    let got = tch::no_grad(|| m.net.forward_t(&x, false));
+    assert!(want.equal(&got), "a transformers-named checkpoint loaded different weights");
+}

@@ -66,7 +66,9 @@ impl Stepper {
             Some(s) => Some(s.unscale(&self.opt.grads())?.shallow_clone()),
             None => None,
         };
-        let grad_norm = self.opt.clip_grad_norm(self.max_grad_norm)?;
+        // As in Trainer, a non-positive max_grad_norm means no clipping (the norm is still logged).
+        let max_norm = if self.max_grad_norm > 0.0 { self.max_grad_norm } else { f64::INFINITY };
+        let grad_norm = self.opt.clip_grad_norm(max_norm)?;
         let loss = self.step_loss.shallow_clone();
         let mut skipped = loss.isfinite().logical_and(&grad_norm.isfinite()).logical_not().to_kind(Kind::Float);
         if let Some(o) = &overflow {

