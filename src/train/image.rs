@@ -150,30 +150,27 @@ fn labels_tensor(set: &ImageSet, indices: &[usize], device: Device) -> Tensor {
     crate::data::batch::upload(Tensor::from_slice(&indices.iter().map(|&i| set.items[i].1 as i64).collect::<Vec<_>>()), device)
 }
 
-/// Logits [n, classes] of a whole set with the eval transform, on the CPU.
-fn predict_set(m: &LoadedImageModel, set: &ImageSet, batch_size: usize) -> Result<Tensor> {
+/// `f` (no grad) over a whole set in eval-transformed batches, concatenated.
+fn map_set(m: &LoadedImageModel, set: &ImageSet, batch_size: usize, f: impl Fn(&Tensor) -> Tensor) -> Result<Tensor> {
     let c = &m.config;
     let t = Transform::Eval { resize: c.resize, size: c.image_size };
     let idx: Vec<usize> = (0..set.items.len()).collect();
     let mut out = Vec::new();
     for chunk in idx.chunks(batch_size.max(1)) {
-        let x = batch(set, chunk, |_| t, c.normalize())?;
-        out.push(tch::no_grad(|| m.net.forward_t(&crate::data::batch::upload(x, m.vs.device()), false)).to_device(Device::Cpu).to_kind(Kind::Float));
+        let x = crate::data::batch::upload(batch(set, chunk, |_| t, c.normalize())?, m.vs.device());
+        out.push(tch::no_grad(|| f(&x)));
     }
     Ok(Tensor::cat(&out, 0))
 }
 
+/// Logits [n, classes] of a whole set with the eval transform, on the CPU.
+fn predict_set(m: &LoadedImageModel, set: &ImageSet, batch_size: usize) -> Result<Tensor> {
+    map_set(m, set, batch_size, |x| m.net.forward_t(x, false).to_device(Device::Cpu).to_kind(Kind::Float))
+}
+
 /// Pooled backbone features [n, F] of a whole set with the eval transform (frozen-backbone mode).
 fn features_set(m: &LoadedImageModel, set: &ImageSet, batch_size: usize) -> Result<Tensor> {
-    let c = &m.config;
-    let t = Transform::Eval { resize: c.resize, size: c.image_size };
-    let idx: Vec<usize> = (0..set.items.len()).collect();
-    let mut out = Vec::new();
-    for chunk in idx.chunks(batch_size.max(1)) {
-        let x = batch(set, chunk, |_| t, c.normalize())?;
-        out.push(tch::no_grad(|| m.net.features(&crate::data::batch::upload(x, m.vs.device()), false)));
-    }
-    Ok(Tensor::cat(&out, 0))
+    map_set(m, set, batch_size, |x| m.net.features(x, false))
 }
 
 /// Accuracy, loss, per-class accuracy and the confusion matrix (rows: true class, columns:
