@@ -10,6 +10,8 @@
 # DIR holds finetune, mixed_precision (the test binary), model/ (all-MiniLM-L6-v2 without its
 # weights), glue/RTE and model.part-aa; stage2's DIR holds model.part-ab. The two halves travel in
 # two calls because a call carries at most 64 MiB; stage1 keeps its DIR in $STASH for stage2.
+#   images DIR: `finetune image` on CUDA (full fine-tune fp32 and bf16, linear probe, image eval)
+#               on a small flowers subset; DIR holds finetune.xz, effnet/ and flowers/.
 # Results go to $OUT (or ./gpu-out).
 set -uo pipefail
 stage=${1:?usage: gpu_check.sh stage1|stage2 DIR}
@@ -24,6 +26,20 @@ export LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 stash=${STASH:-/root/finetune-gpu}
 case $stage in
+images)
+    xz -dc "$dir/finetune.xz" > /tmp/finetune && chmod +x /tmp/finetune
+    fl="$dir/flowers"
+    common=(--model "$dir/effnet" --data-dir "$fl/flower_photos" --device cuda --save-strategy no --batch-size 32 --learning-rate 1e-3 --weight-decay 0.01)
+    for run in "full --epochs 3 --lr-scheduler-type cosine" "full-bf16 --epochs 3 --lr-scheduler-type cosine --bf16" \
+               "probe --freeze-backbone --epochs 50 --lr-scheduler-type constant"; do
+        name=${run%% *}
+        # shellcheck disable=SC2086
+        /tmp/finetune image "${common[@]}" --output-dir "/tmp/img-$name" ${run#* } < /dev/null > "$out/img-$name.log" 2>&1 || { head -3 "$out/img-$name.log"; continue; }
+        $py -c "import json,sys; e=json.load(open('/tmp/img-$name/eval_results.json')); t=json.load(open('/tmp/img-$name/train_results.json')); print(json.dumps({'run': '$name', 'eval_accuracy': e['eval_accuracy'], 'train_samples_per_second': t['train_samples_per_second'], 'device': t['device']}))"
+    done | tee "$out/images_gpu.jsonl"
+    /tmp/finetune image eval --model /tmp/img-full --data-dir "$fl/flower_photos" --list "$fl/validate_list.txt" --device cuda --output-dir /tmp/img-eval > /dev/null 2>&1
+    $py -c "import json; print('image eval on cuda:', json.load(open('/tmp/img-eval/eval_results.json'))['eval_accuracy'])"
+    ;;
 stage1)
     rm -rf "$stash" && cp -r "$dir" "$stash" && dir=$stash
     "$dir/mixed_precision" --nocapture --test-threads 1 2>&1 | tee "$out/cuda_tests.log"
