@@ -41,3 +41,30 @@ fn missing_data_file_is_named() {
     assert!(!ok);
     assert!(err.contains("RTE/train.tsv"), "{err}");
 }
+
+#[test]
+fn device_flags_set_precision_optimizer_and_padding_defaults() {
+    use clap::Parser;
+    use finetune::train::optim::OptimizerKind;
+    use finetune::train::trainer::TrainArgs;
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        d: finetune::cli::DeviceCli,
+    }
+    let apply = |args: &[&str]| {
+        let mut t = TrainArgs::default();
+        let r = T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().d.apply(&mut t);
+        r.map(|_| t)
+    };
+    let t = apply(&[]).unwrap();
+    assert_eq!((t.optim_kind, t.bf16, t.pad_to_multiple_of), (OptimizerKind::AdamwTorch, false, 1));
+    let t = apply(&["--bf16"]).unwrap();
+    assert_eq!((t.bf16, t.pad_to_multiple_of, t.autocast_dtype()), (true, 8, Some(tch::Kind::BFloat16)));
+    let t = apply(&["--fp16", "--pad-to-multiple-of", "32", "--optim", "adamw_torch_fused"]).unwrap();
+    assert_eq!((t.fp16, t.pad_to_multiple_of, t.optim_kind), (true, 32, OptimizerKind::AdamwTorchFused));
+    assert!(apply(&["--tf32", "true"]).unwrap_err().to_string().contains("needs a CUDA device"));
+    assert!(apply(&["--optim", "lamb"]).unwrap_err().to_string().contains("adamw_torch, adamw_torch_fused or sgd"));
+    let (ok, err) = finetune(&["glue", "--task", "rte", "--bf16", "--fp16", "--data-dir", "/nonexistent", "--output-dir", "/tmp/x"]);
+    assert!(!ok && err.contains("at most one of --bf16 and --fp16"), "{err}");
+}

@@ -450,6 +450,9 @@ pub struct DeviceCli {
 impl DeviceCli {
     /// Parses the device and sets the precision and optimizer choices that depend on it.
     pub fn apply(&self, train: &mut TrainArgs) -> Result<Device> {
+        if self.bf16 && self.fp16 {
+            return Err(Error::Invalid("give at most one of --bf16 and --fp16".into()));
+        }
         let device = parse_device(&self.device)?;
         let cuda = matches!(device, Device::Cuda(_));
         train.bf16 = self.bf16;
