@@ -10,6 +10,10 @@
 # DIR holds finetune, mixed_precision (the test binary), model/ (all-MiniLM-L6-v2 without its
 # weights), glue/RTE and model.part-aa; stage2's DIR holds model.part-ab. The two halves travel in
 # two calls because a call carries at most 64 MiB; stage1 keeps its DIR in $STASH for stage2.
+#   squad1 DIR / squad2 DIR: the SQuAD job on CUDA next to bench/run_qa_ref.py on the same GPU, seeds
+#               42-44 (4,000 training / 1,000 dev questions, 1 epoch); squad1's DIR holds
+#               finetune.xz, model/ without weights, model.part-aa, train.json, dev.json; squad2's
+#               model.part-ab.
 #   images DIR: `finetune image` on CUDA (full fine-tune fp32 and bf16, linear probe, image eval)
 #               on a small flowers subset; DIR holds finetune.xz, effnet/ and flowers/.
 # Results go to $OUT (or ./gpu-out).
@@ -26,6 +30,25 @@ export LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 stash=${STASH:-/root/finetune-gpu}
 case $stage in
+squad1)
+    rm -rf "$stash" && cp -r "$dir" "$stash" && echo "stashed $(du -sh "$stash" | cut -f1)"
+    ;;
+squad2)
+    [ -f "$stash/model.part-aa" ] || { echo "no $stash/model.part-aa: run squad1 on this machine first"; exit 1; }
+    cat "$stash/model.part-aa" "$dir/model.part-ab" > "$stash/model/model.safetensors"
+    echo "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  $stash/model/model.safetensors" | sha256sum -c - || exit 1
+    xz -dc "$stash/finetune.xz" > /tmp/finetune && chmod +x /tmp/finetune
+    n=${SQUAD_TRAIN:-4000}; m=${SQUAD_EVAL:-1000}
+    for s in ${SEEDS:-42 43 44}; do
+        /tmp/finetune squad --model "$stash/model" --train-file "$stash/train.json" --dev-file "$stash/dev.json" --device cuda \
+            --max-train-samples "$n" --max-eval-samples "$m" --epochs 1 --seed "$s" --save-strategy no --output-dir "/tmp/sq-ours-$s" \
+            < /dev/null > "$out/sq-ours-$s.log" 2>&1 || head -3 "$out/sq-ours-$s.log"
+        $py bench/run_qa_ref.py --model "$stash/model" --train-file "$stash/train.json" --dev-file "$stash/dev.json" \
+            --max-train-samples "$n" --max-eval-samples "$m" --epochs 1 --seed "$s" --output-dir "/tmp/sq-ref-$s" > "$out/sq-ref-$s.log" 2>&1 \
+            || tail -3 "$out/sq-ref-$s.log"
+        $py -c "import json; o=json.load(open('/tmp/sq-ours-$s/eval_results.json')); r=json.load(open('/tmp/sq-ref-$s/eval_results.json')); t=json.load(open('/tmp/sq-ours-$s/train_results.json')); print(json.dumps({'seed': $s, 'ours_em': o['eval_exact_match'], 'ours_f1': o['eval_f1'], 'ref_em': r['eval_exact_match'], 'ref_f1': r['eval_f1'], 'ours_train_samples_per_second': t['train_samples_per_second']}))"
+    done 2>&1 | tee "$out/squad_gpu.jsonl"
+    ;;
 images)
     xz -dc "$dir/finetune.xz" > /tmp/finetune && chmod +x /tmp/finetune
     fl="$dir/flowers"

@@ -235,7 +235,8 @@ struct FullWork<'a> {
     seed: u64,
     eval_batch_size: usize,
     best_dir: PathBuf,
-    pending: Option<(Vec<usize>, usize, JoinHandle<Result<Tensor>>)>,
+    /// Batches being decoded ahead: (indices, step, decoder thread).
+    pending: Vec<(Vec<usize>, usize, JoinHandle<Result<Tensor>>)>,
 }
 
 impl FullWork<'_> {
@@ -248,16 +249,18 @@ impl FullWork<'_> {
 
 impl Workload for FullWork<'_> {
     fn prefetch(&mut self, indices: &[usize], step: usize) {
-        if self.pending.is_none() {
-            self.pending = Some((indices.to_vec(), step, self.spawn(indices, step)));
+        // The loop announces the batch after the one it is about to run; two in flight suffice.
+        if self.pending.len() < 2 && !self.pending.iter().any(|(i, s, _)| i == indices && *s == step) {
+            self.pending.push((indices.to_vec(), step, self.spawn(indices, step)));
         }
     }
 
     fn loss(&mut self, indices: &[usize], step: usize) -> Result<Tensor> {
-        let handle = match self.pending.take() {
-            Some((idx, s, h)) if idx == indices && s == step => h,
-            // A stale prefetch (not what is asked for) is dropped; its thread just finishes.
-            _ => self.spawn(indices, step),
+        // Decodes for earlier steps will never be asked for (a resume, an epoch boundary): drop them.
+        self.pending.retain(|(_, s, _)| *s >= step);
+        let handle = match self.pending.iter().position(|(i, s, _)| i == indices && *s == step) {
+            Some(k) => self.pending.remove(k).2,
+            None => self.spawn(indices, step),
         };
         let x = handle.join().map_err(|_| Error::Invalid("image decoding thread panicked".into()))??;
         let device = self.model.vs.device();
@@ -364,7 +367,7 @@ pub fn run(args: &ImageArgs) -> Result<Map<String, Value>> {
         let mut work = ProbeWork { model: &m, train_features, train_labels, eval_features, eval: &eval, best_dir };
         trainer::train(&m.vs, train.items.len(), &args.train, &mut work, &run)?
     } else {
-        let mut work = FullWork { model: &m, train: Arc::new(train.clone()), eval: &eval, seed: args.train.seed, eval_batch_size: args.per_device_eval_batch_size, best_dir, pending: None };
+        let mut work = FullWork { model: &m, train: Arc::new(train.clone()), eval: &eval, seed: args.train.seed, eval_batch_size: args.per_device_eval_batch_size, best_dir, pending: Vec::new() };
         trainer::train(&m.vs, train.items.len(), &args.train, &mut work, &run)?
     };
     save_model(&m, out)?;
