@@ -7,28 +7,34 @@ use finetune::train::optim::{AdamW, OptimConfig, OptimizerKind};
 use finetune::train::scaler::GradScaler;
 use tch::{nn, nn::VarStore, Device, Kind, Tensor};
 
-/// The same three parameters on any device (drawn on the CPU, then moved).
+/// Deterministic values (no global RNG: tests run in parallel threads and share libtorch's generator).
+fn wave(shape: &[i64], phase: f64, scale: f64, offset: f64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    ((Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.7 + phase).sin() * scale + offset).view(shape)
+}
+
+/// The same three parameters on any device (built on the CPU, then moved).
 fn store(device: Device) -> VarStore {
-    tch::manual_seed(7);
     let mut vs = VarStore::new(Device::Cpu);
     let root = vs.root();
-    let _ = (&root / "layer").var("weight", &[5, 3], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
-    let _ = (&root / "layer").var("bias", &[5], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
-    let _ = (&root / "LayerNorm").var("weight", &[3], nn::Init::Randn { mean: 1.0, stdev: 0.1 });
+    for (path, name, shape, scale, offset) in [("layer", "weight", vec![5, 3], 1.0, 0.0), ("layer", "bias", vec![5], 1.0, 0.0), ("LayerNorm", "weight", vec![3], 0.1, 1.0)] {
+        let mut v = (&root / path).var(name, &shape, nn::Init::Const(0.0));
+        tch::no_grad(|| v.copy_(&wave(&shape, shape.len() as f64, scale, offset)));
+    }
     vs.set_device(device);
     vs
 }
 
 const CFG: OptimConfig = OptimConfig { learning_rate: 1e-2, weight_decay: 0.1, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, momentum: 0.0 };
 
-/// Sets every gradient to a fresh random tensor drawn from `seed` (same on every store).
+/// Sets every gradient to values drawn from `seed` (the same on every store).
 fn random_grads(vs: &VarStore, seed: i64) {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    tch::manual_seed(seed);
     let mut loss = Tensor::zeros([], (Kind::Float, vs.device()));
-    for (_, v) in &vars {
-        loss += (v * Tensor::randn(v.size(), (Kind::Float, Device::Cpu)).to_device(vs.device())).sum(Kind::Float);
+    for (name, v) in &vars {
+        let g = wave(&v.size(), 1.3 * seed as f64 + name.len() as f64, 1.0, 0.0).to_device(vs.device());
+        loss += (v * g).sum(Kind::Float);
     }
     loss.backward();
 }
