@@ -14,6 +14,11 @@
 #               42-44 (4,000 training / 1,000 dev questions, 1 epoch); squad1's DIR holds
 #               finetune.xz, model/ without weights, model.part-aa, train.json, dev.json; squad2's
 #               model.part-ab.
+#   rng DIR:    generator state on CUDA: tests/seed_stream.rs and tests/mixed_precision.rs, then a
+#               resume check on a tiny random BERT (made here with transformers): 24 CUDA steps
+#               straight through, and the same run resumed from its step-12 checkpoint, must end
+#               with byte-identical weights. DIR holds finetune, seed_stream, mixed_precision,
+#               tokenizer/ (tokenizer.json, vocab.txt, tokenizer_config.json) and glue/RTE.
 #   images DIR: `finetune image` on CUDA (full fine-tune fp32 and bf16, linear probe, image eval)
 #               on a small flowers subset; DIR holds finetune.xz, effnet/ and flowers/.
 # Results go to $OUT (or ./gpu-out).
@@ -30,6 +35,24 @@ export LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 stash=${STASH:-/root/finetune-gpu}
 case $stage in
+rng)
+    "$dir/seed_stream" --nocapture --test-threads 1 2>&1 | tee "$out/seed_stream.log"
+    "$dir/mixed_precision" --nocapture --test-threads 1 2>&1 | tee "$out/cuda_tests.log"
+    tiny=/tmp/tiny-bert && rm -rf "$tiny" && cp -r "$dir/tokenizer" "$tiny"
+    $py -c "
+import torch, transformers
+torch.manual_seed(0)
+c = transformers.BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+transformers.BertModel(c).save_pretrained('$tiny', safe_serialization=True)"
+    common=(glue --task rte --model "$tiny" --data-dir "$dir/glue" --device cuda --max-steps 24 --save-steps 12 --logging-steps 4 --max-seq-length 64 --no-eval-each-epoch)
+    rm -rf /tmp/rng-a /tmp/rng-b
+    "$dir/finetune" "${common[@]}" --output-dir /tmp/rng-a < /dev/null > "$out/rng-a.log" 2>&1 || tail -5 "$out/rng-a.log"
+    cp -r /tmp/rng-a /tmp/rng-b && rm -rf /tmp/rng-b/checkpoint-24 /tmp/rng-b/model.safetensors
+    "$dir/finetune" "${common[@]}" --output-dir /tmp/rng-b --resume /tmp/rng-b/checkpoint-12 < /dev/null > "$out/rng-b.log" 2>&1 || tail -5 "$out/rng-b.log"
+    ls /tmp/rng-a/checkpoint-12
+    cmp /tmp/rng-a/model.safetensors /tmp/rng-b/model.safetensors && echo "CUDA resume: final weights byte-identical"
+    cmp /tmp/rng-a/checkpoint-12/rng_state.safetensors /tmp/rng-b/checkpoint-12/rng_state.safetensors && echo "CUDA rng_state saved"
+    ;;
 squad1)
     rm -rf "$stash" && cp -r "$dir" "$stash" && echo "stashed $(du -sh "$stash" | cut -f1)"
     ;;

@@ -83,6 +83,8 @@ def main():
     ap.add_argument("--epochs", type=float, default=None)
     ap.add_argument("--max-seq-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--max-steps", type=int, default=-1)
+    ap.add_argument("--logging-steps", type=int, default=50)
     a = ap.parse_args()
     spec = TASKS[a.task]
     epochs = a.epochs or (5.0 if a.task in ("mrpc", "wnli") else 3.0)
@@ -102,7 +104,7 @@ def main():
     args = TrainingArguments(
         output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
         per_device_eval_batch_size=64, num_train_epochs=epochs, seed=a.seed, eval_strategy="no",
-        save_strategy="no", report_to=[], logging_steps=50, use_cpu=not torch.cuda.is_available(),
+        save_strategy="no", report_to=[], logging_steps=a.logging_steps, max_steps=a.max_steps, use_cpu=not torch.cuda.is_available(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
                       data_collator=DataCollatorWithPadding(tok), compute_metrics=compute)
@@ -112,6 +114,8 @@ def main():
     os.makedirs(a.output_dir, exist_ok=True)
     json.dump(res, open(os.path.join(a.output_dir, "eval_results.json"), "w"), indent=4, sort_keys=True)
     json.dump(tr.metrics, open(os.path.join(a.output_dir, "train_results.json"), "w"), indent=4, sort_keys=True)
+    with open(os.path.join(a.output_dir, "train_log.jsonl"), "w") as f:
+        f.writelines(json.dumps(h) + "\n" for h in trainer.state.log_history if "loss" in h)
     print(json.dumps(res, sort_keys=True))
 
 

@@ -118,7 +118,8 @@ def main():
                      ("--batch-size", dict(type=int, default=12)), ("--epochs", dict(type=float, default=2.0)),
                      ("--max-seq-length", dict(type=int, default=384)), ("--doc-stride", dict(type=int, default=128)),
                      ("--max-query-length", dict(type=int, default=64)), ("--max-train-samples", dict(type=int)),
-                     ("--max-eval-samples", dict(type=int)), ("--seed", dict(type=int, default=42))]:
+                     ("--max-eval-samples", dict(type=int)), ("--seed", dict(type=int, default=42)),
+                     ("--max-steps", dict(type=int, default=-1)), ("--logging-steps", dict(type=int, default=50))]:
         ap.add_argument(flag, **kw)
     a = ap.parse_args()
     set_seed(a.seed)
@@ -129,7 +130,7 @@ def main():
     model = AutoModelForQuestionAnswering.from_pretrained(a.model)
     args = TrainingArguments(output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
                              per_device_eval_batch_size=64, num_train_epochs=a.epochs, seed=a.seed, eval_strategy="no",
-                             save_strategy="no", report_to=[], logging_steps=50, use_cpu=not torch.cuda.is_available())
+                             save_strategy="no", report_to=[], logging_steps=a.logging_steps, max_steps=a.max_steps, use_cpu=not torch.cuda.is_available())
     keys = ["input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions"]
     trainer = Trainer(model=model, args=args, train_dataset=DS(train, keys), data_collator=DataCollatorWithPadding(tok))
     tr = trainer.train()
@@ -142,6 +143,8 @@ def main():
     json.dump(preds, open(os.path.join(a.output_dir, "predictions.json"), "w"), indent=1)
     json.dump(res, open(os.path.join(a.output_dir, "eval_results.json"), "w"), indent=4, sort_keys=True)
     json.dump(tr.metrics, open(os.path.join(a.output_dir, "train_results.json"), "w"), indent=4, sort_keys=True)
+    with open(os.path.join(a.output_dir, "train_log.jsonl"), "w") as f:
+        f.writelines(json.dumps(h) + "\n" for h in trainer.state.log_history if "loss" in h)
     print(json.dumps(res, sort_keys=True))
 
 

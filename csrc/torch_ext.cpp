@@ -1,7 +1,8 @@
 // libtorch entry points that tch 0.24 does not expose: autocast with a chosen dtype per device
-// type, the float32 matmul precision (TF32), and the multi-tensor kernels (foreach norm/mul, AMP
+// type, the float32 matmul precision (TF32), generator state and seeded generators, and the multi-tensor kernels (foreach norm/mul, AMP
 // unscale, fused AdamW) that keep an optimizer step to a handful of launches on CUDA.
 // Each function returns NULL on success or a malloc'd error message (freed by ft_free_error).
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
@@ -13,6 +14,7 @@
 #include <ATen/ops/_fused_adamw.h>
 #include <ATen/ops/clamp_max.h>
 #include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/randperm.h>
 #include <ATen/ops/stack.h>
 #include <cstdlib>
 #include <cstring>
@@ -100,6 +102,34 @@ char *ft_fused_adamw(tensor *params, tensor *grads, tensor *exp_avgs, tensor *ex
     at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
                       {}, st, lr, beta1, beta2, weight_decay, eps, false, false, std::nullopt, fi);
     if (found_inf) at::_foreach_sub_(st, std::vector<at::Tensor>(n, *found_inf));
+  })
+}
+
+// torch.randperm(n, generator=torch.Generator().manual_seed(seed)): the epoch order
+// transformers' Trainer draws (accelerate's SeedableRandomSampler seeds a fresh generator with
+// seed + epoch).
+char *ft_randperm(int64_t n, uint64_t seed, tensor *out) {
+  GUARDED({
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    *out = new at::Tensor(at::randperm(n, gen, at::TensorOptions().dtype(at::kLong)));
+  })
+}
+
+// The default generator's state of one device (torch.get_rng_state / torch.cuda.get_rng_state).
+char *ft_rng_state(int device_type, int index, tensor *out) {
+  GUARDED({
+    auto gen = at::globalContext().defaultGenerator(c10::Device(static_cast<c10::DeviceType>(device_type), index));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    *out = new at::Tensor(gen.get_state());
+  })
+}
+
+// Restores a state read by ft_rng_state.
+char *ft_set_rng_state(int device_type, int index, tensor state) {
+  GUARDED({
+    auto gen = at::globalContext().defaultGenerator(c10::Device(static_cast<c10::DeviceType>(device_type), index));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(*state);
   })
 }
 }

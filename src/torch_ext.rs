@@ -1,6 +1,6 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not expose. Autocast
 //! with an explicit dtype (tch's `autocast` only toggles CUDA fp16), the float32 matmul precision
-//! (TF32), and the multi-tensor kernels behind clipping, loss-scale unscaling and fused AdamW.
+//! (TF32), generator state and seeded permutations, and the multi-tensor kernels behind clipping, loss-scale unscaling and fused AdamW.
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, CStr, CString};
 use tch::{Device, Kind, Tensor};
@@ -14,6 +14,9 @@ extern "C" {
     fn ft_autocast_exit(device_type: c_int, prev_enabled: c_int, prev_dtype: c_int) -> *mut c_char;
     fn ft_set_float32_matmul_precision(precision: *const c_char) -> *mut c_char;
     fn ft_clip_grad_norm(grads: *const Raw, n: usize, max_norm: f64, total: *mut Raw) -> *mut c_char;
+    fn ft_randperm(n: i64, seed: u64, out: *mut Raw) -> *mut c_char;
+    fn ft_rng_state(device_type: c_int, index: c_int, out: *mut Raw) -> *mut c_char;
+    fn ft_set_rng_state(device_type: c_int, index: c_int, state: Raw) -> *mut c_char;
     fn ft_amp_unscale(grads: *const Raw, n: usize, found_inf: Raw, inv_scale: Raw) -> *mut c_char;
     fn ft_fused_adamw(
         params: *const Raw,
@@ -62,6 +65,38 @@ fn device_type(device: Device) -> c_int {
     }
 }
 
+fn device_index(device: Device) -> c_int {
+    match device {
+        Device::Cuda(i) => i as c_int,
+        _ => -1,
+    }
+}
+
+fn take(out: Raw) -> Tensor {
+    // SAFETY: on success the C side hands over a heap tensor that nothing else owns.
+    unsafe { Tensor::from_ptr(out as *mut _) }
+}
+
+/// `torch.randperm(n, generator=torch.Generator().manual_seed(seed))` on the CPU.
+pub fn randperm(n: usize, seed: u64) -> Result<Vec<usize>> {
+    let mut out: Raw = std::ptr::null_mut();
+    check(unsafe { ft_randperm(n as i64, seed, &mut out) })?;
+    let perm: Vec<i64> = Vec::try_from(take(out))?;
+    Ok(perm.into_iter().map(|i| i as usize).collect())
+}
+
+/// The state of `device`'s default generator (a uint8 tensor on the CPU).
+pub fn rng_state(device: Device) -> Result<Tensor> {
+    let mut out: Raw = std::ptr::null_mut();
+    check(unsafe { ft_rng_state(device_type(device), device_index(device), &mut out) })?;
+    Ok(take(out))
+}
+
+/// Puts back a state read by [`rng_state`].
+pub fn set_rng_state(device: Device, state: &Tensor) -> Result<()> {
+    check(unsafe { ft_set_rng_state(device_type(device), device_index(device), state.as_ptr() as Raw) })
+}
+
 /// Autocast on `device`'s type with `dtype` while alive; the previous state comes back on drop.
 pub struct Autocast {
     device_type: c_int,
@@ -104,8 +139,7 @@ pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f64) -> Result<Tensor> {
     let r = raw(grads);
     let mut total: Raw = std::ptr::null_mut();
     check(unsafe { ft_clip_grad_norm(r.as_ptr(), r.len(), max_norm, &mut total) })?;
-    // SAFETY: on success `total` is a heap tensor handed over to us.
-    Ok(unsafe { Tensor::from_ptr(total as *mut _) })
+    Ok(take(total))
 }
 
 /// GradScaler's unscale: grads *= inv_scale; found_inf becomes 1 if any grad is NaN/inf.

@@ -139,7 +139,7 @@ fn checkpoint_validation_detects_missing_and_truncated_files() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
     let write_all = |dir: &Path| -> finetune::Result<()> {
-        for f in [resume::MODEL_FILE, resume::OPTIMIZER_FILE, resume::STATE_FILE, resume::FINGERPRINT_FILE] {
+        for f in resume::CHECKPOINT_FILES {
             std::fs::write(dir.join(f), format!("content of {f}")).unwrap();
         }
         Ok(())

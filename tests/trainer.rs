@@ -170,7 +170,7 @@ fn early_stopping_without_evaluations_is_refused() {
 fn group_by_length_sorts_within_megabatches_and_keeps_every_example() {
     use finetune::train::trainer::group_by_length;
     let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 128 + 1).collect();
-    let mut order = finetune::data::batch::epoch_order(1000, 3, 0);
+    let mut order = finetune::data::batch::epoch_order(1000, 3, 0).unwrap();
     let shuffled = order.clone();
     group_by_length(&mut order, &lengths, 4);
     let mut sorted = order.clone();

@@ -21,8 +21,11 @@ fn layer_norm(p: nn::Path, cfg: &BertConfig) -> nn::LayerNorm {
     nn::layer_norm(p, vec![cfg.hidden_size], c)
 }
 
-fn embedding(p: nn::Path, n: i64, d: i64, cfg: &BertConfig) -> nn::Embedding {
-    let c = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, ..Default::default() };
+/// `padding_idx`: the row whose gradient is dropped (transformers sets pad_token_id on the word
+/// embeddings only). It matters where a loss reads padded positions, as QA's start/end
+/// softmax over the whole sequence does.
+fn embedding(p: nn::Path, n: i64, d: i64, padding_idx: i64, cfg: &BertConfig) -> nn::Embedding {
+    let c = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, padding_idx, ..Default::default() };
     nn::embedding(p, n, d, c)
 }
 
@@ -46,9 +49,9 @@ struct Embeddings {
 impl Embeddings {
     fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         Embeddings {
-            word: embedding(&p / "word_embeddings", cfg.vocab_size, cfg.hidden_size, cfg),
-            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, cfg.hidden_size, cfg),
-            token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, cfg),
+            word: embedding(&p / "word_embeddings", cfg.vocab_size, cfg.hidden_size, cfg.pad_token_id, cfg),
+            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, cfg.hidden_size, -1, cfg),
+            token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, -1, cfg),
             layer_norm: layer_norm(&p / "LayerNorm", cfg),
             dropout: cfg.hidden_dropout_prob,
         }

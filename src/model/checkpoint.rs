@@ -8,7 +8,8 @@ use crate::model::heads::{QuestionAnswering, SequenceClassifier};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tch::{nn::VarStore, Kind, Tensor};
+use crate::torch_ext;
+use tch::{nn::{self, VarStore}, Kind, Tensor};
 
 /// What loading did besides copying: variables left at their fresh initialisation, and
 /// checkpoint tensors nothing used (a pre-training head, buffers).
@@ -141,30 +142,54 @@ pub fn copy_weights(vs: &VarStore, path: &Path, mut weights: HashMap<String, Ten
     Ok(report)
 }
 
-/// Builds a `BertForSequenceClassification` with `num_labels` outputs, seeded by the caller's
-/// `tch::manual_seed`, fills it from the checkpoint in `dir` and moves it to `device`. New weights
-/// are drawn on the CPU, as transformers does, so a seed gives the same head on every device.
+/// Builds a `BertForSequenceClassification` with `num_labels` outputs, fills it from the checkpoint
+/// in `dir` and moves it to `device`. New weights are the first draws from the caller's CPU
+/// generator state (see [`init_new_weights`]), so a seed gives transformers' head on every device.
 pub fn load_sequence_classifier(
     dir: &Path,
     cfg: &BertConfig,
     num_labels: i64,
     device: tch::Device,
 ) -> Result<(VarStore, SequenceClassifier, LoadReport)> {
+    load_bert_model(dir, cfg, device, |root| SequenceClassifier::new(root, cfg, num_labels))
+}
+
+/// Builds a `BertForQuestionAnswering`, fills it from the checkpoint in `dir` and moves it to
+/// `device`; the fresh `qa_outputs` is drawn as in [`load_sequence_classifier`].
+pub fn load_question_answering(dir: &Path, cfg: &BertConfig, device: tch::Device) -> Result<(VarStore, QuestionAnswering, LoadReport)> {
+    load_bert_model(dir, cfg, device, |root| QuestionAnswering::new(root, cfg))
+}
+
+fn load_bert_model<M>(dir: &Path, cfg: &BertConfig, device: tch::Device, build: impl FnOnce(&nn::Path) -> M) -> Result<(VarStore, M, LoadReport)> {
+    let seeded = torch_ext::rng_state(tch::Device::Cpu)?;
     let mut vs = VarStore::new(tch::Device::Cpu);
-    let net = SequenceClassifier::new(&vs.root(), cfg, num_labels);
+    let net = build(&vs.root());
     let report = load_into(&vs, dir)?;
+    torch_ext::set_rng_state(tch::Device::Cpu, &seeded)?;
+    init_new_weights(&vs, &report.newly_initialised, cfg);
     vs.set_device(device);
     Ok((vs, net, report))
 }
 
-/// Builds a `BertForQuestionAnswering` (fresh `qa_outputs` drawn on the CPU, seeded by the caller's
-/// `tch::manual_seed`), fills it from the checkpoint in `dir` and moves it to `device`.
-pub fn load_question_answering(dir: &Path, cfg: &BertConfig, device: tch::Device) -> Result<(VarStore, QuestionAnswering, LoadReport)> {
-    let mut vs = VarStore::new(tch::Device::Cpu);
-    let net = QuestionAnswering::new(&vs.root(), cfg);
-    let report = load_into(&vs, dir)?;
-    vs.set_device(device);
-    Ok((vs, net, report))
+/// Initialises the variables a checkpoint lacked as transformers' `_init_weights` does for the
+/// linear layers that can be new (pooler, heads): weight ~ N(0, initializer_range) with
+/// `normal_`, bias 0, in module order (which sorted names follow: `bert.pooler` before the head).
+/// Building the model drew values for every layer; transformers builds on the meta device and
+/// draws only these, so they come from the generator state the caller seeded.
+fn init_new_weights(vs: &VarStore, new: &[String], cfg: &BertConfig) {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = new.iter().collect();
+    names.sort();
+    tch::no_grad(|| {
+        for name in names {
+            let mut v = vars[name.as_str()].shallow_clone();
+            if name.ends_with(".bias") {
+                let _ = v.zero_();
+            } else {
+                let _ = v.normal_(0.0, cfg.initializer_range);
+            }
+        }
+    });
 }
 
 /// Writes all variables as `model.safetensors` (f32, HF names, `format: pt` metadata), atomically.

@@ -159,8 +159,9 @@ impl AdamW {
     fn step_single_tensor(&mut self) {
         self.step += 1;
         let (b1, b2) = (self.cfg.adam_beta1, self.cfg.adam_beta2);
-        let bias_correction1 = 1.0 - b1.powi(self.step as i32);
-        let bias_correction2_sqrt = (1.0 - b2.powi(self.step as i32)).sqrt();
+        // C pow, as Python's `**` in torch.optim.AdamW, so the bias corrections round alike.
+        let bias_correction1 = 1.0 - b1.powf(self.step as f64);
+        let bias_correction2_sqrt = (1.0 - b2.powf(self.step as f64)).sqrt();
         let step_size = self.lr / bias_correction1;
         tch::no_grad(|| {
             for p in &mut self.params {

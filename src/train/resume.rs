@@ -4,9 +4,9 @@
 //! a `manifest.json` (sizes and sha256 of every file) written last. A checkpoint whose manifest is
 //! missing or disagrees with its files is incomplete and is skipped with a warning.
 //!
-//! No RNG state needs saving: the data order of an epoch is a function of (seed, epoch) and the
-//! dropout generator is reseeded from (seed, step) before every step, so the position in the data
-//! is the global step and nothing is replayed.
+//! The data order of an epoch is a function of (seed, epoch), so the position in the data is the
+//! global step and nothing is replayed; the dropout generators run on from step to step (as in
+//! transformers' Trainer, whose random stream finetune follows), so their states are saved.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +17,9 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "trainer_state.json";
 pub const FINGERPRINT_FILE: &str = "run_fingerprint.json";
+pub const RNG_FILE: &str = "rng_state.safetensors";
+/// Every file a complete checkpoint holds besides its manifest.
+pub const CHECKPOINT_FILES: [&str; 5] = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, FINGERPRINT_FILE, RNG_FILE];
 const MANIFEST_FILE: &str = "manifest.json";
 
 /// The loop's state after `global_step` optimizer steps.
@@ -108,7 +111,7 @@ pub fn save(output_dir: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<(
 pub fn validate(dir: &Path) -> std::result::Result<usize, String> {
     let text = std::fs::read(dir.join(MANIFEST_FILE)).map_err(|_| format!("no {MANIFEST_FILE} (the save never finished)"))?;
     let m: Manifest = serde_json::from_slice(&text).map_err(|e| format!("{MANIFEST_FILE} is not valid: {e}"))?;
-    for required in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, FINGERPRINT_FILE] {
+    for required in CHECKPOINT_FILES {
         if !m.files.iter().any(|f| f.file == required) {
             return Err(format!("manifest does not list {required}"));
         }

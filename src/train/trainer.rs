@@ -6,7 +6,7 @@
 use crate::data::batch::epoch_order;
 use crate::error::{Error, Result};
 use crate::train::log::RunLog;
-use crate::torch_ext::maybe_autocast;
+use crate::torch_ext::{self, maybe_autocast};
 use crate::train::optim::{AdamW, OptimConfig, OptimizerKind};
 use crate::train::scaler::GradScaler;
 use crate::train::step::{StepResult, Stepper};
@@ -298,10 +298,28 @@ impl TrainArgs {
     }
 }
 
-/// The dropout generator's seed for optimizer step `step`: reseeding every step makes the random
-/// stream a function of (seed, step), so a resumed run needs no generator state.
-fn step_seed(seed: u64, step: usize) -> i64 {
-    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9)) as i64 & i64::MAX
+/// The generators a run draws from: the CPU one (data-loader draws, dropout on the CPU) and, on a
+/// GPU, that device's (dropout there).
+fn generators(device: tch::Device) -> Vec<(&'static str, tch::Device)> {
+    let mut g = vec![("cpu", tch::Device::Cpu)];
+    if device.is_cuda() {
+        g.push(("cuda", device));
+    }
+    g
+}
+
+fn save_rng_states(path: &Path, device: tch::Device) -> Result<()> {
+    let states = generators(device).into_iter().map(|(name, d)| Ok((name, torch_ext::rng_state(d)?))).collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::write_safetensors(&states, path)?)
+}
+
+fn restore_rng_states(path: &Path, device: tch::Device) -> Result<()> {
+    let saved = Tensor::read_safetensors(path).map_err(|e| Error::file(path, format!("reading generator states: {e}")))?;
+    for (name, d) in generators(device) {
+        let state = saved.iter().find(|(n, _)| n == name).ok_or_else(|| Error::file(path, format!("no `{name}` generator state")))?;
+        torch_ext::set_rng_state(d, &state.1).map_err(|e| Error::file(path, format!("`{name}` generator state: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Loads a checkpoint into the model and optimizer; returns the loop state it holds.
@@ -312,6 +330,7 @@ fn restore(dir: &Path, vs: &VarStore, stepper: &mut Stepper, fingerprint: &Value
         return Err(Error::file(dir, format!("checkpoint lacks weights {:?}", report.newly_initialised)));
     }
     stepper.opt.load(&dir.join(resume::OPTIMIZER_FILE))?;
+    restore_rng_states(&dir.join(resume::RNG_FILE), vs.device())?;
     let path = dir.join(resume::STATE_FILE);
     let st: TrainerState = serde_json::from_slice(&crate::io::read(&path)?).map_err(|e| Error::Json { path: path.clone(), source: e })?;
     if let Some(scaler) = &mut stepper.scaler {
@@ -324,6 +343,7 @@ fn save_checkpoint(out: &Path, vs: &VarStore, opt: &AdamW, st: &TrainerState, fi
     let dir = resume::save(out, st.global_step, |tmp| {
         crate::model::checkpoint::save_safetensors(vs, &tmp.join(resume::MODEL_FILE))?;
         opt.save(&tmp.join(resume::OPTIMIZER_FILE))?;
+        save_rng_states(&tmp.join(resume::RNG_FILE), vs.device())?;
         crate::io::write_json(&tmp.join(resume::STATE_FILE), st)?;
         crate::io::write_json(&tmp.join(resume::FINGERPRINT_FILE), fingerprint)
     })?;
@@ -372,7 +392,11 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             let log = RunLog::resume(&log_path, st.log_offset)?;
             (st, log)
         }
-        None => (TrainerState::default(), RunLog::create(&log_path)?),
+        None => {
+            // Trainer.__init__ reseeds after the model (and its new head) is built.
+            tch::manual_seed(args.seed as i64);
+            (TrainerState::default(), RunLog::create(&log_path)?)
+        }
     };
 
     let bar = ProgressBar::new(total as u64);
@@ -395,17 +419,21 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     };
 
     'outer: while st.global_step < total {
-        let mut order = epoch_order(n_examples, args.seed, epoch);
+        let done_in_epoch = st.global_step - epoch * steps_per_epoch;
+        if done_in_epoch == 0 {
+            // Each epoch's DataLoader iterator draws its base seed from the CPU generator before
+            // the first batch; drawing it too keeps dropout on transformers' random stream.
+            let _ = Tensor::empty([], (Kind::Int64, tch::Device::Cpu)).random_();
+        }
+        let mut order = epoch_order(n_examples, args.seed, epoch)?;
         if let Some(l) = &lengths {
             group_by_length(&mut order, l, micro);
         }
         let batches: Vec<&[usize]> = order.chunks(micro).collect();
-        let done_in_epoch = st.global_step - epoch * steps_per_epoch;
         // Trailing micro-batches that cannot fill an accumulation group are dropped, as Trainer does.
         let groups: Vec<&[&[usize]]> = batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch).collect();
         for (gi, group) in groups.iter().enumerate() {
             let step = st.global_step;
-            tch::manual_seed(step_seed(args.seed, step));
             stepper.begin();
             let n_group: usize = group.iter().map(|b| b.len()).sum();
             for (bi, b) in group.iter().enumerate() {
