@@ -19,6 +19,12 @@
 #               straight through, and the same run resumed from its step-12 checkpoint, must end
 #               with byte-identical weights. DIR holds finetune, seed_stream, mixed_precision,
 #               tokenizer/ (tokenizer.json, vocab.txt, tokenizer_config.json) and glue/RTE.
+#   flowers1 DIR / flowers2 DIR: issue 4's full fine-tune (EfficientNet-Lite0, 5 epochs, AdamW 1e-3,
+#               wd 0.01, batch 32, cosine, no clipping) on the whole flowers train list, finetune and
+#               bench/image_ref.py on the same GPU, scored on the validate list. The data travels in
+#               two halves: flowers1's DIR holds finetune.xz, effnet/ (config.json,
+#               model.safetensors) and flowers/ (the three lists, the first classes' folders);
+#               flowers2's DIR holds flowers/flower_photos/ with the remaining classes.
 #   images DIR: `finetune image` on CUDA (full fine-tune fp32 and bf16, linear probe, image eval)
 #               on a small flowers subset; DIR holds finetune.xz, effnet/ and flowers/.
 # Results go to $OUT (or ./gpu-out).
@@ -35,6 +41,25 @@ export LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 stash=${STASH:-/root/finetune-gpu}
 case $stage in
+flowers1)
+    rm -rf "$stash" && cp -r "$dir" "$stash" && echo "stashed $(du -sh "$stash" | cut -f1)"
+    ;;
+flowers2)
+    [ -d "$stash/effnet" ] || { echo "no $stash/effnet: run flowers1 on this machine first"; exit 1; }
+    cp -r "$dir/flowers/flower_photos/." "$stash/flowers/flower_photos/"
+    xz -dc "$stash/finetune.xz" > /tmp/finetune && chmod +x /tmp/finetune
+    fl="$stash/flowers/flower_photos"
+    /usr/bin/time -f "finetune wall %e s" /tmp/finetune image --model "$stash/effnet" --data-dir "$fl" --device cuda --output-dir /tmp/fl-ours \
+        --epochs 5 --batch-size 32 --learning-rate 1e-3 --weight-decay 0.01 --max-grad-norm 0 --lr-scheduler-type cosine \
+        --no-eval-each-epoch --save-strategy no < /dev/null > "$out/fl-ours.log" 2>&1 || tail -5 "$out/fl-ours.log"
+    tail -1 "$out/fl-ours.log"
+    cp /tmp/fl-ours/eval_results.json "$out/fl-ours-eval.json"; cp /tmp/fl-ours/train_results.json "$out/fl-ours-train.json"
+    /usr/bin/time -f "pytorch wall %e s" $py bench/image_ref.py --pth "$stash/effnet/model.safetensors" --data-dir "$fl" --output-dir /tmp/fl-ref \
+        --epochs 5 --device cuda --num-workers "${WORKERS:-12}" > "$out/fl-ref.log" 2>&1 || tail -5 "$out/fl-ref.log"
+    tail -1 "$out/fl-ref.log"
+    cp /tmp/fl-ref/eval_results.json "$out/fl-ref-eval.json"
+    $py -c "import json; o=json.load(open('$out/fl-ours-eval.json')); t=json.load(open('$out/fl-ours-train.json')); r=json.load(open('$out/fl-ref-eval.json')); print(json.dumps({'ours_acc': o['eval_accuracy'], 'ours_train_s': t.get('train_runtime'), 'ours_img_s': t.get('train_samples_per_second'), 'ref_acc': r['eval_accuracy'], 'ref_train_s': r['train_runtime'], 'ref_img_s': r['train_images_per_second']}))"
+    ;;
 rng)
     "$dir/seed_stream" --nocapture --test-threads 1 2>&1 | tee "$out/seed_stream.log"
     "$dir/mixed_precision" --nocapture --test-threads 1 2>&1 | tee "$out/cuda_tests.log"

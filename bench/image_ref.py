@@ -61,7 +61,10 @@ def main():
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--num-workers", type=int, default=0, help="DataLoader decoding processes")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     parent = os.path.dirname(os.path.abspath(a.data_dir))
     lists = {k: v or os.path.join(parent, f) for k, v, f in
              [("train", a.train_list, "train_list.txt"), ("val", a.val_list, "validate_list.txt"), ("labels", a.label_list, "label_list.txt")]}
@@ -75,12 +78,14 @@ def main():
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = 0.1
-    loader = lambda items, tf, shuffle: torch.utils.data.DataLoader(Images(items, tf), batch_size=a.batch_size, shuffle=shuffle, num_workers=0)
+    model.to(dev)
+    loader = lambda items, tf, shuffle: ((x.to(dev), y.to(dev)) for x, y in torch.utils.data.DataLoader(
+        Images(items, tf), batch_size=a.batch_size, shuffle=shuffle, num_workers=a.num_workers))
 
     def features(items):
         model.eval()
         with torch.no_grad():
-            return torch.cat([model.features(x) for x, _ in loader(items, eval_tf, False)]), torch.tensor([l for _, l in items])
+            return torch.cat([model.features(x) for x, _ in loader(items, eval_tf, False)]), torch.tensor([l for _, l in items], device=dev)
 
     t0 = time.perf_counter()
     if a.freeze_backbone:
@@ -89,7 +94,7 @@ def main():
         params = [{"params": [head.weight], "weight_decay": a.weight_decay}, {"params": [head.bias], "weight_decay": 0.0}]
         opt = torch.optim.AdamW(params, lr=a.learning_rate)
         for _ in range(a.epochs):
-            perm = torch.randperm(len(ytr))
+            perm = torch.randperm(len(ytr)).to(dev)
             for i in range(0, len(perm), a.batch_size):
                 idx = perm[i:i + a.batch_size]
                 opt.zero_grad()
@@ -116,14 +121,14 @@ def main():
         model.eval()
         with torch.no_grad():
             logits = torch.cat([model(x) for x, _ in loader(val, eval_tf, False)])
-        yva = torch.tensor([l for _, l in val])
+        yva = torch.tensor([l for _, l in val], device=dev)
         seen = len(train) * a.epochs
     secs = time.perf_counter() - t0
     pred = logits.argmax(-1)
     per_class = {name: float((pred[yva == i] == i).float().mean()) for i, name in enumerate(labels)}
     res = {"eval_accuracy": float((pred == yva).float().mean()), "eval_per_class_accuracy": per_class, "eval_samples": len(yva),
            "train_runtime": secs, "train_images_per_second": seen / secs, "freeze_backbone": a.freeze_backbone,
-           "torch_num_threads": torch.get_num_threads()}
+           "torch_num_threads": torch.get_num_threads(), "device": str(dev), "num_workers": a.num_workers}
     os.makedirs(a.output_dir, exist_ok=True)
     with open(os.path.join(a.output_dir, "eval_results.json"), "w") as f:
         json.dump(res, f, indent=2)

@@ -89,7 +89,11 @@ class EfficientNetLite0(nn.Module):
 
 def load_pretrained(path, num_classes=1000):
     model = EfficientNetLite0(num_classes=num_classes)
-    sd = torch.load(path, map_location="cpu", weights_only=False)
+    if path.endswith(".safetensors"):  # `finetune fetch`'s conversion keeps the package's names
+        from safetensors.torch import load_file
+        sd = load_file(path)
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=False)
     if num_classes != 1000:
         sd = {k: v for k, v in sd.items() if not k.startswith("_fc.")}
     missing, unexpected = model.load_state_dict(sd, strict=False)
