@@ -1,6 +1,7 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not expose. Autocast
 //! with an explicit dtype (tch's `autocast` only toggles CUDA fp16), the float32 matmul precision
-//! (TF32), generator state and seeded permutations, and the multi-tensor kernels behind clipping, loss-scale unscaling and fused AdamW.
+//! (TF32), generator state and seeded permutations, and the multi-tensor kernels behind clipping,
+//! loss-scale unscaling and fused AdamW.
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, CStr, CString};
 use tch::{Device, Kind, Tensor};
