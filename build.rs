@@ -4,7 +4,8 @@
 //! (the linker would otherwise drop it, since nothing references it directly). RUNPATH rather than
 //! RPATH, so `LD_LIBRARY_PATH` can still point the binary at another torch 2.11 install.
 //! It also compiles `csrc/torch_ext.cpp` (libtorch entry points tch does not expose) against the
-//! same libtorch's headers.
+//! same libtorch's headers, with its CUDA-graph part when that libtorch has CUDA and the CUDA
+//! runtime wheel's headers sit beside it.
 use std::path::{Path, PathBuf};
 
 fn libtorch_dir() -> Option<PathBuf> {
@@ -30,8 +31,12 @@ fn main() {
     let Some(torch) = libtorch_dir() else {
         panic!("set LIBTORCH to a torch 2.11 installation (`export LIBTORCH=$(bash scripts/setup-libtorch.sh)`)");
     };
-    compile_ext(&torch);
     let lib = torch.join("lib");
+    let cuda_include = torch.parent().map(|site| site.join("nvidia")).and_then(|n| cuda_include_dir(&n)).filter(|_| lib.join("libtorch_cuda.so").exists());
+    compile_ext(&torch, cuda_include.as_deref());
+    if cuda_include.is_some() {
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
     if let Ok(v) = std::fs::read_to_string(torch.join("version.py")) {
         if let Some(line) = v.lines().find(|l| l.starts_with("__version__")) {
             let ver = line.split('\'').nth(1).unwrap_or("unknown");
@@ -55,9 +60,13 @@ fn main() {
     }
 }
 
-fn compile_ext(torch: &Path) {
+fn compile_ext(torch: &Path, cuda_include: Option<&Path>) {
     let include = torch.join("include");
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    if let Some(dir) = cuda_include {
+        build.include(dir).define("FT_WITH_CUDA", None);
+    }
+    build
         .cpp(true)
         .file("csrc/torch_ext.cpp")
         .include(&include)
@@ -67,6 +76,19 @@ fn compile_ext(torch: &Path) {
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)
         .compile("finetune_torch_ext");
+}
+
+/// The CUDA runtime wheel's header folder (`nvidia/cu13/include` for torch 2.11), if it holds
+/// the `crt/` headers too (nvidia-cuda-crt, which scripts/setup-libtorch.sh installs).
+fn cuda_include_dir(nvidia: &Path) -> Option<PathBuf> {
+    let mut pkgs: Vec<_> = std::fs::read_dir(nvidia).ok()?.flatten().map(|e| e.path().join("include")).collect();
+    pkgs.sort();
+    let dir = pkgs.into_iter().find(|d| d.join("cuda_runtime.h").is_file())?;
+    if !dir.join("crt/host_config.h").is_file() {
+        println!("cargo:warning={} has no crt/ headers (pip install nvidia-cuda-crt): building without CUDA graphs", dir.display());
+        return None;
+    }
+    Some(dir)
 }
 
 fn nvidia_lib_dirs(nvidia: &Path) -> Vec<PathBuf> {

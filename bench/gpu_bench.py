@@ -10,7 +10,10 @@ Rows (issue 8's shapes, random weights and inputs, after warm-up):
                  batch), the workload of `finetune glue` (needs --data-dir and --model)
 Both sides: forward + backward + clip_grad_norm_(1.0) + AdamW(fused=True) per step, autocast
 bf16 unless --no-bf16. PyTorch runs at its defaults (TF32 matmuls off); finetune at its own
-(TF32 on). Times are wall clock between cuda synchronizations, over --steps steps.
+(TF32 on). Times are wall clock between cuda synchronizations, over --steps steps. finetune runs
+twice: eager, and with --cuda-graphs (each step shape captured once, then replayed; the glue
+preset's first batch of each padded length runs eagerly and its second is captured, inside the
+timed steps when the warm-up did not see that length twice).
 
     python3 bench/gpu_bench.py --binary target/release/finetune [--presets bert-base-cls,...]
 """
@@ -94,8 +97,10 @@ def pytorch_rate(preset, a):
     return a.steps * b / (time.perf_counter() - t0)
 
 
-def ours_rate(preset, a):
+def ours_rate(preset, a, graphs):
     cmd = [a.binary, "bench", "--preset", preset, "--device", "cuda", "--steps", str(a.steps), "--warmup", str(a.warmup)]
+    if graphs:
+        cmd.append("--cuda-graphs")
     if a.bf16:
         cmd.append("--bf16")
     if a.batch_size:
@@ -120,6 +125,7 @@ def main():
     ap.add_argument("--data-dir", help="GLUE root (glue preset)")
     ap.add_argument("--model", help="model directory (glue preset)")
     ap.add_argument("--out", help="write the rows as JSON here")
+    ap.add_argument("--no-graphs", dest="graphs", action="store_false", help="skip finetune's --cuda-graphs column")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU")
@@ -127,15 +133,21 @@ def main():
     for p in a.presets.split(","):
         ref = pytorch_rate(p, a)
         torch.cuda.empty_cache()
-        ours = ours_rate(p, a)
-        rows.append({"preset": p, "pytorch": ref, "finetune": ours, "ratio": ours / ref})
+        ours = ours_rate(p, a, False)
+        row = {"preset": p, "pytorch": ref, "finetune": ours, "ratio": ours / ref}
+        if a.graphs:
+            row["finetune_graphs"] = ours_rate(p, a, True)
+            row["ratio_graphs"] = row["finetune_graphs"] / ref
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     name = torch.cuda.get_device_name(0)
     print(f"\n{name}, torch {torch.__version__}, {'bf16 autocast' if a.bf16 else 'fp32'}, {a.steps} timed steps after {a.warmup}")
-    print("| workload | PyTorch eager (ex/s) | finetune (ex/s) | ratio |")
-    print("|---|---:|---:|---:|")
+    graphs = "| finetune --cuda-graphs (ex/s) | ratio " if a.graphs else ""
+    print(f"| workload | PyTorch eager (ex/s) | finetune (ex/s) | ratio {graphs}|")
+    print("|---|---:|---:|---:|" + ("---:|---:|" if a.graphs else ""))
     for r in rows:
-        print(f"| {r['preset']} | {r['pytorch']:.0f} | {r['finetune']:.0f} | {r['ratio']:.2f}x |")
+        g = f" {r['finetune_graphs']:.0f} | {r['ratio_graphs']:.2f}x |" if a.graphs else ""
+        print(f"| {r['preset']} | {r['pytorch']:.0f} | {r['finetune']:.0f} | {r['ratio']:.2f}x |{g}")
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"device": name, "torch": torch.__version__, "rows": rows}, f, indent=1)

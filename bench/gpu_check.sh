@@ -2,13 +2,16 @@
 # Issue 8's GPU checks, run on a lent GPU machine that has torch 2.11 in its Python (the binaries are
 # built here against the same libtorch and pointed at that installation's libraries).
 #
-#   stage1 DIR: CUDA unit tests (tests/mixed_precision.rs) + the random-weight benchmark table
+#   stage1 DIR: CUDA unit tests (tests/mixed_precision.rs, CUDA-graph steps included) + the
+#               random-weight benchmark table (finetune eager and --cuda-graphs)
 #   stage2 DIR: the MiniLM/RTE row of the table + RTE fine-tunes on the GPU (seeds 42-44, fp32 with
-#               TF32; seed 42 also strict fp32, bf16, and bf16 with --group-by-length), compared
-#               later with the CPU runs
+#               TF32; seed 42 also strict fp32, bf16, bf16 with --group-by-length, and fp32 and bf16
+#               with --cuda-graphs; seeds 42-44 in strict fp32 with --dropout-rng cpu, which should
+#               land within rounding of the CPU runs of the same seeds), compared later with the CPU
+#               runs
 #
-# DIR holds finetune, mixed_precision (the test binary), model/ (all-MiniLM-L6-v2 without its
-# weights), glue/RTE and model.part-aa; stage2's DIR holds model.part-ab. The two halves travel in
+# DIR holds finetune (or finetune.xz), mixed_precision (the test binary), model/ (all-MiniLM-L6-v2
+# without its weights), glue/RTE and model.part-aa; stage2's DIR holds model.part-ab. The two halves travel in
 # two calls because a call carries at most 64 MiB; stage1 keeps its DIR in $STASH for stage2.
 #   squad1 DIR / squad2 DIR: the SQuAD job on CUDA next to bench/run_qa_ref.py on the same GPU, seeds
 #               42-44 (4,000 training / 1,000 dev questions, 1 epoch); squad1's DIR holds
@@ -113,6 +116,8 @@ images)
     ;;
 stage1)
     rm -rf "$stash" && cp -r "$dir" "$stash" && dir=$stash
+    # The binary may travel xz-compressed: with model.part-aa the call is near the 64 MiB limit.
+    if [ -f "$dir/finetune.xz" ]; then xz -dc "$dir/finetune.xz" > "$dir/finetune" && chmod +x "$dir/finetune"; fi
     "$dir/mixed_precision" --nocapture --test-threads 1 2>&1 | tee "$out/cuda_tests.log"
     [ "${BENCH:-1}" = 0 ] && exit 0
     $py bench/gpu_bench.py --binary "$dir/finetune" --out "$out/gpu_bench.json" 2>&1 | tee "$out/gpu_bench.log"
@@ -144,7 +149,12 @@ seed43 --seed 43
 seed44 --seed 44
 seed42-strict-fp32 --seed 42 --tf32 false
 seed42-bf16 --seed 42 --bf16
-seed42-bf16-grouped --seed 42 --bf16 --group-by-length"}
+seed42-bf16-grouped --seed 42 --bf16 --group-by-length
+seed42-graphs --seed 42 --cuda-graphs
+seed42-bf16-graphs --seed 42 --bf16 --cuda-graphs
+seed42-cpu-masks --seed 42 --dropout-rng cpu --tf32 false
+seed43-cpu-masks --seed 43 --dropout-rng cpu --tf32 false
+seed44-cpu-masks --seed 44 --dropout-rng cpu --tf32 false"}
     while read -r name flags; do
         # shellcheck disable=SC2086
         run "$name" $flags

@@ -1,6 +1,9 @@
 // libtorch entry points that tch 0.24 does not expose: autocast with a chosen dtype per device
-// type, the float32 matmul precision (TF32), generator state and seeded generators, and the multi-tensor kernels (foreach norm/mul, AMP
-// unscale, fused AdamW) that keep an optimizer step to a handful of launches on CUDA.
+// type, the float32 matmul precision (TF32), generator state and seeded generators, the
+// multi-tensor kernels (foreach norm/mul, AMP unscale, fused AdamW) that keep an optimizer step to
+// a handful of launches on CUDA, and CUDA graphs (a side stream to capture on, capture, replay).
+// FT_WITH_CUDA is defined when the libtorch has CUDA and the CUDA headers were found; without it
+// the graph functions report that this build cannot make graphs.
 // Each function returns NULL on success or a malloc'd error message (freed by ft_free_error).
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -16,15 +19,20 @@
 #include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/randperm.h>
 #include <ATen/ops/stack.h>
+#include <c10/core/Event.h>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+#ifdef FT_WITH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 typedef at::Tensor *tensor;
 
-#define GUARDED(body)                                                          \
+#define GUARDED(...)                                                           \
   try {                                                                        \
-    body;                                                                      \
+    __VA_ARGS__;                                                               \
     return nullptr;                                                            \
   } catch (const std::exception &e) {                                          \
     return strdup(e.what());                                                   \
@@ -89,10 +97,12 @@ char *ft_amp_unscale(tensor *grads, size_t n, tensor found_inf, tensor inv_scale
   })
 }
 
-// torch.optim.AdamW(fused=True) for one parameter group. With found_inf (a 0-d float tensor), a
-// step whose flag is set leaves parameters, moments and step counts as they were.
+// torch.optim.AdamW(fused=True) for one parameter group, the learning rate read from `lr` (a 0-d
+// float tensor on the parameters' device, so a captured step follows the schedule). With
+// found_inf (a 0-d float tensor), a step whose flag is set leaves parameters, moments and step
+// counts as they were.
 char *ft_fused_adamw(tensor *params, tensor *grads, tensor *exp_avgs, tensor *exp_avg_sqs,
-                     tensor *steps, size_t n, double lr, double beta1, double beta2,
+                     tensor *steps, size_t n, tensor lr, double beta1, double beta2,
                      double weight_decay, double eps, tensor found_inf) {
   GUARDED({
     auto st = list(steps, n);
@@ -100,7 +110,7 @@ char *ft_fused_adamw(tensor *params, tensor *grads, tensor *exp_avgs, tensor *ex
     std::optional<at::Tensor> fi;
     if (found_inf) fi = *found_inf;
     at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
-                      {}, st, lr, beta1, beta2, weight_decay, eps, false, false, std::nullopt, fi);
+                      {}, st, *lr, beta1, beta2, weight_decay, eps, false, false, std::nullopt, fi);
     if (found_inf) at::_foreach_sub_(st, std::vector<at::Tensor>(n, *found_inf));
   })
 }
@@ -132,4 +142,80 @@ char *ft_set_rng_state(int device_type, int index, tensor state) {
     gen.set_state(*state);
   })
 }
+
+// A stream from the device's pool that graph steps run on (captures must not use the default
+// stream), with the stream that was current before `ft_side_stream_enter`.
+struct FtSideStream {
+  c10::Stream side;
+  c10::Stream prev;
+};
+
+#ifdef FT_WITH_CUDA
+// Makes `to` wait for the work queued so far on `from` (an event; the host does not wait).
+static void stream_wait(const c10::Stream &from, const c10::Stream &to) {
+  c10::Event ev(c10::DeviceType::CUDA);
+  ev.record(from);
+  ev.block(to);
+}
+#define NEEDS_CUDA(...) GUARDED(__VA_ARGS__)
+#else
+#define NEEDS_CUDA(...) \
+  return strdup("this build's libtorch has no CUDA (or its CUDA headers were missing): no CUDA graphs");
+#endif
+
+char *ft_side_stream_new(int device_index, FtSideStream **out) {
+  NEEDS_CUDA({
+    auto s = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device_index)).unwrap();
+    *out = new FtSideStream{s, s};
+  })
+}
+
+void ft_side_stream_free(FtSideStream *s) { delete s; }
+
+// Makes the side stream current after it has waited for the current stream's queued work.
+char *ft_side_stream_enter(FtSideStream *s) {
+  NEEDS_CUDA({
+    auto cur = c10::cuda::getCurrentCUDAStream(s->side.device_index());
+    stream_wait(cur.unwrap(), s->side);
+    s->prev = cur.unwrap();
+    c10::cuda::setCurrentCUDAStream(c10::cuda::CUDAStream(c10::cuda::CUDAStream::UNCHECKED, s->side));
+  })
+}
+
+// Puts back the stream that was current at ft_side_stream_enter, which then waits for the side
+// stream's work.
+char *ft_side_stream_exit(FtSideStream *s) {
+  NEEDS_CUDA({
+    c10::cuda::setCurrentCUDAStream(c10::cuda::CUDAStream(c10::cuda::CUDAStream::UNCHECKED, s->prev));
+    stream_wait(s->side, s->prev);
+  })
+}
+
+#ifdef FT_WITH_CUDA
+typedef at::cuda::CUDAGraph FtGraph;
+#else
+struct FtGraph {};
+#endif
+
+char *ft_graph_new(FtGraph **out) { NEEDS_CUDA(*out = new FtGraph()) }
+
+void ft_graph_free(FtGraph *g) { delete g; }
+
+// Starts capturing the current (non-default) stream's work into `g`. Its memory comes from
+// `share`'s private pool when given (graphs that never run at the same time), else a new one.
+// The default CUDA generator is registered by CUDAGraph itself, so dropout draws fresh masks on
+// every replay.
+char *ft_graph_capture_begin(FtGraph *g, FtGraph *share) {
+  NEEDS_CUDA({
+    if (share)
+      g->capture_begin(share->pool());
+    else
+      g->capture_begin();
+  })
+}
+
+char *ft_graph_capture_end(FtGraph *g) { NEEDS_CUDA(g->capture_end()) }
+
+// Launches the captured work on the current stream.
+char *ft_graph_replay(FtGraph *g) { NEEDS_CUDA(g->replay()) }
 }

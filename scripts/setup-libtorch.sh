@@ -29,6 +29,16 @@ if ! have_torch; then
     touch "$VENV/.finetune-complete"
   fi
 fi
+# The CUDA runtime wheel ships its headers without crt/ (a wheel of its own since CUDA 13); the
+# CUDA-graph part of csrc/torch_ext.cpp needs both. Checked apart from the marker, so caches made
+# before it was added get it too.
+rt=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("nvidia-cuda-runtime"))' 2>/dev/null || true)
+if [ -n "$rt" ] && ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("nvidia-cuda-crt")' 2>/dev/null; then
+  exec 9>"$CACHE/.torch-$TORCH_VERSION.lock"
+  flock 9
+  "$VENV/bin/pip" install --disable-pip-version-check -q --no-deps "nvidia-cuda-crt==${rt%.*}.*" >&2 ||
+    echo "setup-libtorch: could not install nvidia-cuda-crt; the build will have no CUDA graphs" >&2
+fi
 "$VENV/bin/python" - <<'PYEOF'
 import importlib.util, os
 print(os.path.dirname(importlib.util.find_spec("torch").origin))

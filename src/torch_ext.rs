@@ -1,13 +1,13 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not expose. Autocast
 //! with an explicit dtype (tch's `autocast` only toggles CUDA fp16), the float32 matmul precision
-//! (TF32), generator state and seeded permutations, and the multi-tensor kernels behind clipping,
-//! loss-scale unscaling and fused AdamW.
+//! (TF32), generator state and seeded permutations, the multi-tensor kernels behind clipping,
+//! loss-scale unscaling and fused AdamW, and CUDA graphs.
 use crate::error::{Error, Result};
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use tch::{Device, Kind, Tensor};
 
 // An `at::Tensor*`, as tch hands it out.
-type Raw = *mut std::ffi::c_void;
+type Raw = *mut c_void;
 
 extern "C" {
     fn ft_free_error(e: *mut c_char);
@@ -26,13 +26,22 @@ extern "C" {
         exp_avg_sqs: *const Raw,
         steps: *const Raw,
         n: usize,
-        lr: f64,
+        lr: Raw,
         beta1: f64,
         beta2: f64,
         weight_decay: f64,
         eps: f64,
         found_inf: Raw,
     ) -> *mut c_char;
+    fn ft_side_stream_new(device_index: c_int, out: *mut *mut c_void) -> *mut c_char;
+    fn ft_side_stream_free(s: *mut c_void);
+    fn ft_side_stream_enter(s: *mut c_void) -> *mut c_char;
+    fn ft_side_stream_exit(s: *mut c_void) -> *mut c_char;
+    fn ft_graph_new(out: *mut *mut c_void) -> *mut c_char;
+    fn ft_graph_free(g: *mut c_void);
+    fn ft_graph_capture_begin(g: *mut c_void, share: *mut c_void) -> *mut c_char;
+    fn ft_graph_capture_end(g: *mut c_void) -> *mut c_char;
+    fn ft_graph_replay(g: *mut c_void) -> *mut c_char;
 }
 
 fn check(e: *mut c_char) -> Result<()> {
@@ -161,8 +170,9 @@ pub struct AdamWGroup<'a> {
 
 /// Hyper-parameters of one fused AdamW step.
 #[derive(Clone, Copy)]
-pub struct AdamWStep {
-    pub lr: f64,
+pub struct AdamWStep<'a> {
+    /// A 0-d float tensor on the parameters' device, read by the kernel.
+    pub lr: &'a Tensor,
     pub beta1: f64,
     pub beta2: f64,
     pub weight_decay: f64,
@@ -170,7 +180,7 @@ pub struct AdamWStep {
 }
 
 /// `torch.optim.AdamW(fused=True)`'s step for one group; with `found_inf` set, nothing changes.
-pub fn fused_adamw(g: &AdamWGroup, h: AdamWStep, found_inf: Option<&Tensor>) -> Result<()> {
+pub fn fused_adamw(g: &AdamWGroup, h: AdamWStep<'_>, found_inf: Option<&Tensor>) -> Result<()> {
     let n = g.params.len();
     if [g.grads.len(), g.exp_avgs.len(), g.exp_avg_sqs.len(), g.steps.len()].iter().any(|&l| l != n) {
         return Err(Error::Invalid("fused AdamW: parameter group lists differ in length".into()));
@@ -181,6 +191,69 @@ pub fn fused_adamw(g: &AdamWGroup, h: AdamWStep, found_inf: Option<&Tensor>) -> 
     let (p, gr, m, v, s) = (raw(&g.params), raw(&g.grads), raw(&g.exp_avgs), raw(&g.exp_avg_sqs), raw(&g.steps));
     let fi = found_inf.map_or(std::ptr::null_mut(), |t| t.as_ptr() as Raw);
     check(unsafe {
-        ft_fused_adamw(p.as_ptr(), gr.as_ptr(), m.as_ptr(), v.as_ptr(), s.as_ptr(), n, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, fi)
+        ft_fused_adamw(p.as_ptr(), gr.as_ptr(), m.as_ptr(), v.as_ptr(), s.as_ptr(), n, h.lr.as_ptr() as Raw, h.beta1, h.beta2, h.weight_decay, h.eps, fi)
     })
+}
+
+/// A stream of a CUDA device's pool for graph steps (capture cannot use the default stream).
+pub struct SideStream(*mut c_void);
+
+impl SideStream {
+    pub fn new(device: Device) -> Result<Self> {
+        let Device::Cuda(index) = device else {
+            return Err(Error::Invalid(format!("a side stream needs a CUDA device, not {device:?}")));
+        };
+        let mut out = std::ptr::null_mut();
+        check(unsafe { ft_side_stream_new(index as c_int, &mut out) })?;
+        Ok(SideStream(out))
+    }
+
+    /// Runs `f` with this stream current. It first waits for the work queued on the current
+    /// stream, and that stream waits for `f`'s work afterwards, so callers see one ordered queue
+    /// and the host never waits.
+    pub fn run<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        check(unsafe { ft_side_stream_enter(self.0) })?;
+        let out = f();
+        let exit = check(unsafe { ft_side_stream_exit(self.0) });
+        let out = out?;
+        exit.map(|_| out)
+    }
+}
+
+impl Drop for SideStream {
+    fn drop(&mut self) {
+        unsafe { ft_side_stream_free(self.0) }
+    }
+}
+
+/// A captured CUDA graph (`torch.cuda.CUDAGraph`).
+pub struct CudaGraph(*mut c_void);
+
+impl CudaGraph {
+    /// Records the device work `f` queues on the current stream (which must be a [`SideStream`])
+    /// without running it. Memory comes from `share`'s private pool when given: graphs that share
+    /// a pool must never run at the same time, and a graph's outputs must be read before another
+    /// graph of the pool replays.
+    pub fn capture<T>(share: Option<&CudaGraph>, f: impl FnOnce() -> Result<T>) -> Result<(CudaGraph, T)> {
+        let mut g = std::ptr::null_mut();
+        check(unsafe { ft_graph_new(&mut g) })?;
+        let graph = CudaGraph(g);
+        check(unsafe { ft_graph_capture_begin(graph.0, share.map_or(std::ptr::null_mut(), |s| s.0)) })?;
+        let out = f();
+        // Capture must end even when `f` failed, or the stream stays in capture mode.
+        let end = check(unsafe { ft_graph_capture_end(graph.0) });
+        let out = out?;
+        end.map(|_| (graph, out))
+    }
+
+    /// Queues the captured work on the current stream.
+    pub fn replay(&self) -> Result<()> {
+        check(unsafe { ft_graph_replay(self.0) })
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        unsafe { ft_graph_free(self.0) }
+    }
 }

@@ -1,7 +1,7 @@
 //! The precision and optimizer machinery behind `--bf16`, `--fp16` and `--optim`: fused AdamW
 //! against the single-tensor update, device-side step skipping, foreach clipping, the autocast
 //! guard and the fp16 loss scaler. Runs on the CPU (libtorch has CPU kernels for all of these);
-//! tests/cuda.rs repeats the device-specific checks on a GPU.
+//! the CUDA section repeats the device-specific checks on a GPU and tests CUDA-graph steps.
 use finetune::torch_ext::{clip_grad_norm, Autocast};
 use finetune::train::optim::{AdamW, OptimConfig, OptimizerKind};
 use finetune::train::scaler::GradScaler;
@@ -223,12 +223,10 @@ fn cuda_classifier_matches_the_cpu_forward_and_trains_in_mixed_precision() {
         let args = TrainArgs { bf16, fp16, optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() };
         let mut stepper = Stepper::new(&vs, &args).unwrap();
         let (mut losses, mut skipped) = (vec![], 0.0);
+        stepper.set_lr(1e-3);
+        let batch = [(1.0, vec![ids.to_device(gpu), tt.to_device(gpu), mask.to_device(gpu), labels.shallow_clone()])];
         for step in 1..=20 {
-            stepper.begin();
-            stepper
-                .backward(1.0, || Ok(net.loss(&net.forward(&ids.to_device(gpu), &tt.to_device(gpu), &mask.to_device(gpu), true), &labels)))
-                .unwrap();
-            let r = stepper.finish(1e-3, step).unwrap();
+            let r = stepper.step(&batch, step, &mut |x: &[Tensor]| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]))).unwrap();
             losses.push(r.loss.double_value(&[]));
             skipped += r.skipped.double_value(&[]);
         }
@@ -258,4 +256,102 @@ fn sgd_with_momentum_follows_torch_optim_sgd() {
     }
     assert!((w.double_value(&[0]) - pw).abs() < 1e-6, "{} vs {pw}", w.double_value(&[0]));
     assert!((b.double_value(&[0]) - pb).abs() < 1e-6, "{} vs {pb}", b.double_value(&[0]));
+}
+
+/// A tiny BERT classifier on the CPU, weights drawn from `seed`.
+fn tiny_classifier(dropout: f64, seed: i64) -> (VarStore, finetune::model::heads::SequenceClassifier) {
+    let cfg: finetune::model::config::BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 300, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+        "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
+    }))
+    .unwrap();
+    tch::manual_seed(seed);
+    let vs = VarStore::new(Device::Cpu);
+    let net = finetune::model::heads::SequenceClassifier::new(&vs.root(), &cfg, 2);
+    (vs, net)
+}
+
+#[test]
+fn cuda_graphs_refuse_the_cpu_and_host_synced_optimizers() {
+    use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
+    let (vs, _net) = tiny_classifier(0.0, 1);
+    let stepper = Stepper::new(&vs, &TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() }).unwrap();
+    let err = StepGraphs::new(Device::Cpu, &stepper).err().expect("no graphs on the CPU").to_string();
+    assert!(err.contains("needs a CUDA device"), "{err}");
+    let Some(gpu) = cuda() else { return };
+    let (mut vs, _net) = tiny_classifier(0.0, 1);
+    vs.set_device(gpu);
+    for args in [TrainArgs { optim_kind: OptimizerKind::AdamwTorch, ..TrainArgs::default() }, TrainArgs { fp16: true, optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() }] {
+        let stepper = Stepper::new(&vs, &args).unwrap();
+        let err = StepGraphs::new(gpu, &stepper).err().expect("refused").to_string();
+        assert!(err.contains("adamw_torch_fused"), "{err}");
+    }
+}
+
+#[test]
+fn cuda_graph_steps_match_eager_steps_and_follow_the_schedule() {
+    let Some(gpu) = cuda() else { return };
+    use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
+    let batch = |b: i64, s: i64, k: i64| {
+        let ids = ((Tensor::arange(b * s, (Kind::Int64, Device::Cpu)) * (7 + k)).remainder(290) + 5).view([b, s]);
+        vec![ids.to_device(gpu), ids.zeros_like().to_device(gpu), ids.ones_like().to_device(gpu), Tensor::arange(b, (Kind::Int64, Device::Cpu)).remainder(2).to_device(gpu)]
+    };
+    // Shapes A A A B B B A C: A and B warm up, then are captured and replayed (5 replays, the
+    // captures included); C only warms up.
+    let plan = [(4, 16), (4, 16), (4, 16), (4, 24), (4, 24), (4, 24), (4, 16), (3, 16)];
+    let args = TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() };
+    // Both runs start from one snapshot (the global generator is shared with parallel tests).
+    let (start, _) = tiny_classifier(0.0, 5);
+    let run = |graphed: bool| {
+        let (mut vs, net) = tiny_classifier(0.0, 5);
+        vs.copy(&start).unwrap();
+        vs.set_device(gpu);
+        let mut stepper = Stepper::new(&vs, &args).unwrap();
+        let mut graphs = graphed.then(|| StepGraphs::new(gpu, &stepper).unwrap());
+        let mut losses = vec![];
+        for (k, &(b, s)) in plan.iter().enumerate() {
+            // A changing rate: a rate frozen into the graph would show in the weights.
+            let lr = 1e-3 * (1.0 + k as f64);
+            let micro = [(1.0, batch(b, s, k as i64))];
+            let mut loss = |x: &[Tensor]| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]));
+            let r = finetune::train::graphs::run_step(&mut graphs, &mut stepper, &micro, lr, k + 1, &mut loss).unwrap();
+            losses.push(r.loss.double_value(&[]));
+        }
+        if let Some(g) = &graphs {
+            assert_eq!((g.len(), g.replays), (2, 5), "graphs captured / steps replayed");
+        }
+        (vs, losses)
+    };
+    let (eager, eager_losses) = run(false);
+    let (graphed, graph_losses) = run(true);
+    for (a, b) in eager_losses.iter().zip(&graph_losses) {
+        assert!((a - b).abs() < 1e-5, "losses differ: eager {eager_losses:?} graphed {graph_losses:?}");
+    }
+    // Replays run the eager step's kernels; the margin only allows for a different cuBLAS
+    // algorithm on the side stream. A rate frozen at capture would be off by ~1e-3 per step.
+    let d = max_diff(&eager, &graphed);
+    assert!(d < 1e-4, "eager and graph-replayed training differ by {d}");
+    assert!(max_diff(&eager, &start) > 1e-3, "the steps moved the weights");
+}
+
+#[test]
+fn cuda_graph_replays_draw_fresh_dropout_masks() {
+    let Some(gpu) = cuda() else { return };
+    use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
+    let (mut vs, net) = tiny_classifier(0.3, 6);
+    vs.set_device(gpu);
+    let args = TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() };
+    let mut stepper = Stepper::new(&vs, &args).unwrap();
+    let mut graphs = Some(StepGraphs::new(gpu, &stepper).unwrap());
+    let ids = Tensor::randint_low(5, 300, [4, 16], (Kind::Int64, Device::Cpu)).to_device(gpu);
+    let micro = [(1.0, vec![ids.shallow_clone(), ids.zeros_like(), ids.ones_like(), Tensor::from_slice(&[0i64, 1, 0, 1]).to_device(gpu)])];
+    // A zero rate (no weight decay by default): only the dropout masks can change the loss.
+    let losses: Vec<f64> = (1..=5)
+        .map(|k| {
+            let mut loss = |x: &[Tensor]| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]));
+            finetune::train::graphs::run_step(&mut graphs, &mut stepper, &micro, 0.0, k, &mut loss).unwrap().loss.double_value(&[])
+        })
+        .collect();
+    assert_eq!(graphs.as_ref().unwrap().replays, 4);
+    assert!(losses[2] != losses[3] && losses[3] != losses[4], "replays repeated one dropout mask: {losses:?}");
 }

@@ -20,7 +20,10 @@ struct Scripted {
 }
 
 impl Workload for Scripted {
-    fn loss(&mut self, _indices: &[usize], _step: usize) -> Result<Tensor> {
+    fn batch(&mut self, _indices: &[usize], _step: usize) -> Result<Vec<Tensor>> {
+        Ok(Vec::new())
+    }
+    fn loss(&mut self, _batch: &[Tensor]) -> Result<Tensor> {
         self.calls += 1;
         let loss = (&self.w - 1.0).square().sum(tch::Kind::Float);
         Ok(if self.nan_at.contains(&self.calls) { loss * f64::NAN } else { loss })

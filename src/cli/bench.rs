@@ -14,9 +14,11 @@ use crate::model::heads::{QuestionAnswering, SequenceClassifier};
 use crate::model::vision::resnet::Depth;
 use crate::model::vision::{Arch, ImageClassifier, NetOptions};
 use crate::model::{checkpoint, config::BertConfig, hub};
-use crate::train::step::Stepper;
+use crate::train::graphs::{run_step, StepGraphs};
+use crate::train::step::{LossFn, Stepper};
 use crate::train::trainer::TrainArgs;
 use clap::{Args, ValueEnum};
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -58,8 +60,12 @@ pub struct BenchCli {
     pub device: DeviceCli,
 }
 
-/// A training step's loss for step `i` (inputs rotate so no step re-reads a cached batch).
-type LossFn<'a> = Box<dyn FnMut(usize) -> Result<Tensor> + 'a>;
+/// Step `i`'s batch tensors (inputs rotate so no step re-reads a cached batch), and the loss of
+/// such a batch.
+struct Work<'a> {
+    batch: Box<dyn Fn(usize) -> Vec<Tensor> + 'a>,
+    loss: Box<LossFn<'a>>,
+}
 
 /// bert-base-uncased's shape (12 layers, 768 hidden, 12 heads, 3072 intermediate).
 fn bert_base() -> BertConfig {
@@ -70,25 +76,34 @@ fn bert_base() -> BertConfig {
     .expect("static config")
 }
 
-/// Random token batches (ids, type ids, mask) already on the device.
-fn random_text(n: usize, batch: i64, seq: i64, vocab: i64, device: Device) -> Vec<[Tensor; 3]> {
+/// Random token batches (ids, type ids, mask, then `targets`) already on the device.
+fn random_text(n: usize, batch: i64, seq: i64, vocab: i64, device: Device, targets: &[Tensor]) -> Vec<Vec<Tensor>> {
     (0..n)
         .map(|_| {
             let ids = Tensor::randint_low(1000, vocab, [batch, seq], (Kind::Int64, device));
-            [ids.shallow_clone(), ids.zeros_like(), ids.ones_like()]
+            let mut b = vec![ids.zeros_like(), ids.ones_like()];
+            b.insert(0, ids);
+            b.extend(targets.iter().map(Tensor::shallow_clone));
+            b
         })
         .collect()
+}
+
+/// Step `i` takes batch `i mod n`.
+fn rotate<'a>(batches: Vec<Vec<Tensor>>) -> Box<dyn Fn(usize) -> Vec<Tensor> + 'a> {
+    Box::new(move |i| batches[i % batches.len()].iter().map(Tensor::shallow_clone).collect())
 }
 
 pub fn run(b: BenchCli) -> Result<()> {
     let mut args = TrainArgs::default();
     let device = b.device.apply(&mut args)?;
+    crate::model::dropout::set_dropout_rng(args.dropout_rng);
     tch::manual_seed(0);
     let batch = b.batch_size.unwrap_or(if b.preset == Preset::Resnet50 { 64 } else { 32 }) as i64;
     let seq = b.max_seq_length.unwrap_or(if b.preset == Preset::BertBaseQa { 384 } else { 128 }) as i64;
     let mut vs = VarStore::new(Device::Cpu);
     let mut padded_tokens = 0.0;
-    let mut loss: LossFn = match b.preset {
+    let mut work: Work = match b.preset {
         Preset::Glue => {
             let task: Task = b.task.parse()?;
             let data_dir = b.data_dir.clone().ok_or_else(|| Error::Invalid("the glue preset needs --data-dir (or GLUE_DIR)".into()))?;
@@ -109,45 +124,48 @@ pub fn run(b: BenchCli) -> Result<()> {
             let chunks: Vec<Vec<usize>> = idx.chunks(batch as usize).map(<[usize]>::to_vec).collect();
             padded_tokens = chunks.iter().skip(b.warmup).map(|c| c.iter().map(|&i| features[i].input_ids.len()).max().unwrap_or(0) * c.len()).sum::<usize>() as f64
                 / b.steps as f64;
-            Box::new(move |i| {
-                let x = collate(&features, &chunks[i], enc.pad_id, args.pad_to_multiple_of, device);
-                let logits = net.forward(&x.input_ids, &x.token_type_ids, &x.attention_mask, true);
-                Ok(net.loss(&logits, &labels.gather(&chunks[i], device)))
-            })
+            let pad = args.pad_to_multiple_of;
+            Work {
+                batch: Box::new(move |i| {
+                    let x = collate(&features, &chunks[i], enc.pad_id, pad, device);
+                    vec![x.input_ids, x.token_type_ids, x.attention_mask, labels.gather(&chunks[i], device)]
+                }),
+                loss: Box::new(move |x| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]))),
+            }
         }
         Preset::BertBaseCls => {
             let net = SequenceClassifier::new(&vs.root(), &bert_base(), 2);
             vs.set_device(device);
-            let inputs = random_text(4, batch, seq, 30522, device);
             let labels = Tensor::randint(2, [batch], (Kind::Int64, device));
+            let inputs = random_text(4, batch, seq, 30522, device, &[labels]);
             padded_tokens = (batch * seq) as f64;
-            Box::new(move |i| {
-                let [ids, tt, mask] = &inputs[i % inputs.len()];
-                Ok(net.loss(&net.forward(ids, tt, mask, true), &labels))
-            })
+            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]))) }
         }
         Preset::BertBaseQa => {
             let net = QuestionAnswering::new(&vs.root(), &bert_base());
             vs.set_device(device);
-            let inputs = random_text(4, batch, seq, 30522, device);
             let (starts, ends) = (Tensor::randint(seq, [batch], (Kind::Int64, device)), Tensor::randint(seq, [batch], (Kind::Int64, device)));
+            let inputs = random_text(4, batch, seq, 30522, device, &[starts, ends]);
             padded_tokens = (batch * seq) as f64;
-            Box::new(move |i| {
-                let [ids, tt, mask] = &inputs[i % inputs.len()];
-                let (s, e) = net.forward(ids, tt, mask, true);
-                Ok(QuestionAnswering::loss(&s, &e, &starts, &ends))
-            })
+            Work {
+                batch: rotate(inputs),
+                loss: Box::new(move |x| {
+                    let (s, e) = net.forward(&x[0], &x[1], &x[2], true);
+                    Ok(QuestionAnswering::loss(&s, &e, &x[3], &x[4]))
+                }),
+            }
         }
         Preset::Resnet50 => {
             let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
             let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R50), 1000, o);
             vs.set_device(device);
-            let images: Vec<Tensor> = (0..4).map(|_| Tensor::randn([batch, 3, 224, 224], (Kind::Float, device))).collect();
             let labels = Tensor::randint(1000, [batch], (Kind::Int64, device));
-            Box::new(move |i| Ok(net.forward_t(&images[i % images.len()], true).cross_entropy_for_logits(&labels)))
+            let inputs = (0..4).map(|_| vec![Tensor::randn([batch, 3, 224, 224], (Kind::Float, device)), labels.shallow_clone()]).collect();
+            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.forward_t(&x[0], true).cross_entropy_for_logits(&x[1]))) }
         }
     };
     let mut stepper = Stepper::new(&vs, &args)?;
+    let mut graphs = args.cuda_graphs.then(|| StepGraphs::new(device, &stepper)).transpose()?;
     let sync = || {
         if let Device::Cuda(n) = device {
             tch::Cuda::synchronize(n as i64);
@@ -159,21 +177,21 @@ pub fn run(b: BenchCli) -> Result<()> {
             sync();
             start = Instant::now();
         }
-        stepper.begin();
-        stepper.backward(1.0, || loss(i))?;
-        stepper.finish(args.optim.learning_rate, i + 1)?;
+        let micro = [(1.0, (work.batch)(i))];
+        run_step(&mut graphs, &mut stepper, &micro, args.optim.learning_rate, i + 1, &mut *work.loss)?;
     }
     sync();
     let secs = start.elapsed().as_secs_f64();
     let eps = (b.steps as i64 * batch) as f64 / secs;
     println!(
         "{}",
-        serde_json::json!({
+        json!({
             "impl": "finetune (tch)", "preset": b.preset, "task": (b.preset == Preset::Glue).then_some(&b.task),
             "batch_size": batch, "max_seq_length": (b.preset != Preset::Resnet50).then_some(seq), "steps": b.steps,
             "padded_tokens_per_step": padded_tokens, "seconds": secs,
             "train_examples_per_second": eps, "device": format!("{device:?}"), "bf16": args.bf16, "fp16": args.fp16,
             "optim": args.optim_kind, "torch_num_threads": tch::get_num_threads(),
+            "cuda_graphs": graphs.as_ref().map(|g| json!({"captured": g.len(), "replays": g.replays})),
         })
     );
     Ok(())

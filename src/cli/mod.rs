@@ -4,6 +4,7 @@ pub mod bench;
 
 use crate::data::glue::Task;
 use crate::error::{Error, Result};
+use crate::model::dropout::DropoutRng;
 use crate::model::hub::DEFAULT_MODEL;
 use crate::train::glue::{Baseline, GlueArgs};
 use crate::train::optim::{OptimConfig, OptimizerKind};
@@ -430,7 +431,7 @@ pub struct DeviceCli {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Mixed precision: forward passes in bfloat16 (fp32 master weights and optimizer state).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fp16")]
     pub bf16: bool,
     /// Mixed precision: float16 forward passes with dynamic loss scaling.
     #[arg(long)]
@@ -441,23 +442,38 @@ pub struct DeviceCli {
     /// adamw_torch (single-tensor, PyTorch's CPU default), adamw_torch_fused (default on CUDA) or sgd.
     #[arg(long)]
     pub optim: Option<String>,
-    /// Round training batches' padded length up to a multiple of N. Default: 8 with --bf16/--fp16
-    /// (run_glue.py's choice), else no rounding.
+    /// Round training batches' padded length up to a multiple of N. Default: 32 with
+    /// --cuda-graphs (few shapes, few graphs), 8 with --bf16/--fp16 (run_glue.py's choice), else
+    /// no rounding.
     #[arg(long)]
     pub pad_to_multiple_of: Option<usize>,
+    /// Capture each training step shape once in a CUDA graph and replay it (CUDA, fused AdamW,
+    /// no --fp16): one launch per step instead of one per kernel.
+    #[arg(long)]
+    pub cuda_graphs: bool,
+    /// Where dropout masks come from: `device` (its own generator, as PyTorch) or `cpu` (the CPU
+    /// generator on every device, so a GPU run repeats the CPU run of the same seed up to
+    /// rounding; slower).
+    #[arg(long, value_enum, default_value = "device")]
+    pub dropout_rng: DropoutRng,
 }
 
 impl DeviceCli {
     /// Parses the device and sets the precision and optimizer choices that depend on it.
     pub fn apply(&self, train: &mut TrainArgs) -> Result<Device> {
-        if self.bf16 && self.fp16 {
-            return Err(Error::Invalid("give at most one of --bf16 and --fp16".into()));
-        }
         let device = parse_device(&self.device)?;
         let cuda = matches!(device, Device::Cuda(_));
         train.bf16 = self.bf16;
         train.fp16 = self.fp16;
-        train.pad_to_multiple_of = self.pad_to_multiple_of.unwrap_or(if self.bf16 || self.fp16 { 8 } else { 1 });
+        train.cuda_graphs = self.cuda_graphs;
+        train.dropout_rng = self.dropout_rng;
+        train.pad_to_multiple_of = self.pad_to_multiple_of.unwrap_or(if self.cuda_graphs {
+            32
+        } else if self.bf16 || self.fp16 {
+            8
+        } else {
+            1
+        });
         train.optim_kind = match &self.optim {
             Some(o) => o.parse()?,
             None if cuda => OptimizerKind::AdamwTorchFused,
@@ -465,8 +481,9 @@ impl DeviceCli {
         };
         if cuda {
             crate::torch_ext::set_float32_matmul_precision(if self.tf32.unwrap_or(true) { "high" } else { "highest" })?;
-        } else if self.tf32 == Some(true) {
-            return Err(Error::Invalid("--tf32 true needs a CUDA device".into()));
+        } else if self.tf32 == Some(true) || self.cuda_graphs {
+            let flag = if self.cuda_graphs { "--cuda-graphs" } else { "--tf32 true" };
+            return Err(Error::Invalid(format!("{flag} needs a CUDA device")));
         }
         Ok(device)
     }

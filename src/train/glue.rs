@@ -114,12 +114,16 @@ impl Workload for GlueWork<'_> {
         Some(self.train.features.iter().map(|f| f.input_ids.len()).collect())
     }
 
-    fn loss(&mut self, indices: &[usize], _step: usize) -> Result<Tensor> {
+    fn batch(&mut self, indices: &[usize], _step: usize) -> Result<Vec<Tensor>> {
         let m = self.model;
         let b = collate(&self.train.features, indices, m.encoder.pad_id, self.pad_to_multiple_of, m.vs.device());
         let labels = self.train.labels.as_ref().expect("training split is labelled").gather(indices, m.vs.device());
-        let logits = m.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, true);
-        Ok(m.net.loss(&logits, &labels))
+        Ok(vec![b.input_ids, b.token_type_ids, b.attention_mask, labels])
+    }
+
+    fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
+        let net = &self.model.net;
+        Ok(net.loss(&net.forward(&b[0], &b[1], &b[2], true), &b[3]))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -255,7 +255,7 @@ impl Workload for FullWork<'_> {
         }
     }
 
-    fn loss(&mut self, indices: &[usize], step: usize) -> Result<Tensor> {
+    fn batch(&mut self, indices: &[usize], step: usize) -> Result<Vec<Tensor>> {
         // Decodes for earlier steps will never be asked for (a resume, an epoch boundary): drop them.
         self.pending.retain(|(_, s, _)| *s >= step);
         let handle = match self.pending.iter().position(|(i, s, _)| i == indices && *s == step) {
@@ -264,8 +264,11 @@ impl Workload for FullWork<'_> {
         };
         let x = handle.join().map_err(|_| Error::Invalid("image decoding thread panicked".into()))??;
         let device = self.model.vs.device();
-        let logits = self.model.net.forward_t(&crate::data::batch::upload(x, device), true);
-        Ok(logits.cross_entropy_for_logits(&labels_tensor(&self.train, indices, device)))
+        Ok(vec![crate::data::batch::upload(x, device), labels_tensor(&self.train, indices, device)])
+    }
+
+    fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
+        Ok(self.model.net.forward_t(&b[0], true).cross_entropy_for_logits(&b[1]))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
@@ -290,11 +293,14 @@ struct ProbeWork<'a> {
 }
 
 impl Workload for ProbeWork<'_> {
-    fn loss(&mut self, indices: &[usize], _step: usize) -> Result<Tensor> {
+    fn batch(&mut self, indices: &[usize], _step: usize) -> Result<Vec<Tensor>> {
         let device = self.model.vs.device();
         let idx = crate::data::batch::upload(Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>()), device);
-        let logits = self.model.net.head(&self.train_features.index_select(0, &idx), false);
-        Ok(logits.cross_entropy_for_logits(&self.train_labels.index_select(0, &idx)))
+        Ok(vec![self.train_features.index_select(0, &idx), self.train_labels.index_select(0, &idx)])
+    }
+
+    fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
+        Ok(self.model.net.head(&b[0], false).cross_entropy_for_logits(&b[1]))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -1,5 +1,6 @@
 //! Training: the optimisation loop, optimizer, LR schedule, run logs and the per-workload jobs.
 pub mod glue;
+pub mod graphs;
 pub mod image;
 pub mod cost;
 pub mod interrupt;

@@ -66,6 +66,9 @@ pub struct AdamW {
     step: i64,
     params: Vec<Param>,
     kind: OptimizerKind,
+    /// The fused kernel reads the learning rate from the device, so that a step captured in a
+    /// CUDA graph follows the schedule: `set_lr` writes it before each step.
+    lr_tensor: Option<Tensor>,
 }
 
 /// Biases and LayerNorm weights take no weight decay.
@@ -79,6 +82,7 @@ impl AdamW {
         // A fixed parameter order keeps the arithmetic identical from run to run.
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let fused = kind == OptimizerKind::AdamwTorchFused;
+        let lr_tensor = fused.then(|| Tensor::full([], cfg.learning_rate, (Kind::Float, vs.device())));
         let params = named
             .into_iter()
             .map(|(name, value)| Param {
@@ -90,7 +94,7 @@ impl AdamW {
                 value,
             })
             .collect();
-        Ok(AdamW { cfg, lr: cfg.learning_rate, step: 0, params, kind })
+        Ok(AdamW { cfg, lr: cfg.learning_rate, step: 0, params, kind, lr_tensor })
     }
 
     pub fn kind(&self) -> OptimizerKind {
@@ -99,6 +103,10 @@ impl AdamW {
 
     pub fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
+        if let Some(t) = &mut self.lr_tensor {
+            // The kernel computes in float32 either way: a float tensor holds the same value.
+            let _ = tch::no_grad(|| t.fill_(lr));
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -183,6 +191,7 @@ impl AdamW {
     fn step_fused(&mut self, skip: Option<&Tensor>) -> Result<()> {
         let skip = skip.map(|s| s.to_kind(Kind::Float));
         let grads: Vec<Tensor> = self.params.iter().map(|p| p.value.grad()).collect();
+        let lr = self.lr_tensor.as_ref().expect("the fused optimizer keeps its learning rate on the device");
         for decay in [true, false] {
             let mut g = AdamWGroup { params: vec![], grads: vec![], exp_avgs: vec![], exp_avg_sqs: vec![], steps: vec![] };
             for (p, grad) in self.params.iter().zip(&grads).filter(|(p, grad)| p.decay == decay && grad.defined()) {
@@ -193,7 +202,7 @@ impl AdamW {
                 g.steps.push(p.step.as_ref().expect("fused parameters carry a step tensor"));
             }
             let h = AdamWStep {
-                lr: self.lr,
+                lr,
                 beta1: self.cfg.adam_beta1,
                 beta2: self.cfg.adam_beta2,
                 weight_decay: if decay { self.cfg.weight_decay } else { 0.0 },

@@ -58,13 +58,12 @@ impl SquadArgs {
 /// Start and end logits of every feature (trimmed to its length), in feature order, computed over
 /// length-sorted batches with dropout off.
 pub fn qa_logits(net: &QuestionAnswering, features: &[QaFeature], pad_id: i64, batch_size: usize, device: Device) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let inputs: Vec<_> = features.iter().map(|f| f.features.clone()).collect();
-    let lengths: Vec<usize> = inputs.iter().map(|f| f.input_ids.len()).collect();
+    let lengths: Vec<usize> = features.iter().map(|f| f.features.input_ids.len()).collect();
     let mut start = vec![Vec::new(); features.len()];
     let mut end = vec![Vec::new(); features.len()];
     tch::no_grad(|| {
         for chunk in crate::infer::length_batches(&lengths, batch_size) {
-            let b = collate(&inputs, &chunk, pad_id, 1, device);
+            let b = collate(features, &chunk, pad_id, 1, device);
             let (s, e) = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
             let (s, e) = (s.to_device(Device::Cpu).to_kind(Kind::Float), e.to_device(Device::Cpu).to_kind(Kind::Float));
             for (row, &i) in chunk.iter().enumerate() {
@@ -140,15 +139,17 @@ impl Workload for SquadWork<'_> {
         Some(self.train.iter().map(|f| f.features.input_ids.len()).collect())
     }
 
-    fn loss(&mut self, indices: &[usize], _step: usize) -> Result<Tensor> {
+    fn batch(&mut self, indices: &[usize], _step: usize) -> Result<Vec<Tensor>> {
         let m = self.model;
         let device = m.vs.device();
-        let inputs: Vec<_> = indices.iter().map(|&i| self.train[i].features.clone()).collect();
-        let all: Vec<usize> = (0..inputs.len()).collect();
-        let b = collate(&inputs, &all, m.pad_id, self.args.train.pad_to_multiple_of, device);
+        let b = collate(self.train, indices, m.pad_id, self.args.train.pad_to_multiple_of, device);
         let pos = |f: fn(&QaFeature) -> i64| upload(Tensor::from_slice(&indices.iter().map(|&i| f(&self.train[i])).collect::<Vec<i64>>()), device);
-        let (s, e) = m.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, true);
-        Ok(QuestionAnswering::loss(&s, &e, &pos(|f| f.start_position), &pos(|f| f.end_position)))
+        Ok(vec![b.input_ids, b.token_type_ids, b.attention_mask, pos(|f| f.start_position), pos(|f| f.end_position)])
+    }
+
+    fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
+        let (s, e) = self.model.net.forward(&b[0], &b[1], &b[2], true);
+        Ok(QuestionAnswering::loss(&s, &e, &b[3], &b[4]))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -1,6 +1,7 @@
 //! One optimizer step's device work, shared by the training loop and `finetune bench`: forward
 //! passes under autocast, (scaled) backward, unscale, clipping, and an AdamW update that is skipped
-//! when the loss or gradient is not finite. On the fused path nothing here waits for the device.
+//! when the loss or gradient is not finite. On the fused path nothing here waits for the device,
+//! which is what lets `train::graphs` capture a whole step in a CUDA graph.
 use crate::error::{Error, Result};
 use crate::torch_ext::maybe_autocast;
 use crate::train::optim::{AdamW, OptimizerKind};
@@ -19,6 +20,7 @@ pub struct Stepper {
 }
 
 /// What a finished step reports: all 0-d device tensors.
+#[derive(Debug)]
 pub struct StepResult {
     /// The step's loss (mean over its examples).
     pub loss: Tensor,
@@ -26,6 +28,18 @@ pub struct StepResult {
     pub grad_norm: Tensor,
     /// 1.0 if the update was skipped (non-finite loss/gradient, or an fp16 overflow).
     pub skipped: Tensor,
+}
+
+/// One micro-batch of a step: its share of the step's examples, and its device tensors.
+pub type MicroBatch = (f64, Vec<Tensor>);
+
+/// A micro-batch's mean loss from its tensors (dropout on).
+pub type LossFn<'a> = dyn FnMut(&[Tensor]) -> Result<Tensor> + 'a;
+
+impl StepResult {
+    pub fn shallow_clone(&self) -> StepResult {
+        StepResult { loss: self.loss.shallow_clone(), grad_norm: self.grad_norm.shallow_clone(), skipped: self.skipped.shallow_clone() }
+    }
 }
 
 impl Stepper {
@@ -42,14 +56,35 @@ impl Stepper {
         })
     }
 
+    /// The learning rate of the coming steps (written to the device on the fused path, outside
+    /// any captured step).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
+    }
+
+    /// Whether nothing in a step waits for the device, so a CUDA graph can capture it: the fused
+    /// optimizer, and no fp16 loss scaler (its growth bookkeeping runs on the host).
+    pub fn capturable(&self) -> bool {
+        self.opt.kind() == OptimizerKind::AdamwTorchFused && self.scaler.is_none()
+    }
+
+    /// A whole step: gradients of every micro-batch, then the update.
+    pub fn step(&mut self, micro: &[MicroBatch], step: usize, loss: &mut LossFn) -> Result<StepResult> {
+        self.begin();
+        for (w, tensors) in micro {
+            self.backward(*w, || loss(tensors))?;
+        }
+        self.finish(step)
+    }
+
     /// Starts a step: clears gradients and the loss accumulator.
-    pub fn begin(&mut self) {
+    fn begin(&mut self) {
         self.opt.zero_grad();
         self.step_loss = Tensor::zeros([], (Kind::Float, self.device));
     }
 
     /// Back-propagates one micro-batch's loss with weight `w` (its share of the step's examples).
-    pub fn backward(&mut self, w: f64, loss: impl FnOnce() -> Result<Tensor>) -> Result<()> {
+    fn backward(&mut self, w: f64, loss: impl FnOnce() -> Result<Tensor>) -> Result<()> {
         let loss = maybe_autocast(self.device, self.amp, loss)?;
         let weighted = &loss * w;
         match &self.scaler {
@@ -60,8 +95,9 @@ impl Stepper {
         Ok(())
     }
 
-    /// Unscales, clips and updates at learning rate `lr`. `step` (1-based) names the step in errors.
-    pub fn finish(&mut self, lr: f64, step: usize) -> Result<StepResult> {
+    /// Unscales, clips and updates at the learning rate last set. `step` (1-based) names the step
+    /// in errors.
+    fn finish(&mut self, step: usize) -> Result<StepResult> {
         let overflow = match &mut self.scaler {
             Some(s) => Some(s.unscale(&self.opt.grads())?.shallow_clone()),
             None => None,
@@ -74,7 +110,6 @@ impl Stepper {
         if let Some(o) = &overflow {
             skipped = skipped.maximum(o);
         }
-        self.opt.set_lr(lr);
         match self.opt.kind() {
             OptimizerKind::AdamwTorchFused => self.opt.step(Some(&skipped))?,
             // The single-tensor update cannot be masked on the device: decide on the host.

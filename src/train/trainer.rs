@@ -1,14 +1,17 @@
 //! The training loop shared by every workload: seeded epoch order, gradient accumulation, AdamW,
 //! clipping, LR schedule, periodic logging (JSONL + progress bar), evaluation with best-metric
 //! tracking and early stopping, checkpoints with exact resume, and a clean stop on SIGINT/SIGTERM.
-//! The workload supplies the loss of a micro-batch given example indices, and an evaluation
+//! The workload supplies a micro-batch's device tensors given example indices, the loss of such a
+//! batch (kept apart so `--cuda-graphs` can replay it on new batch contents), and an evaluation
 //! returning metrics plus the value to maximise.
 use crate::data::batch::epoch_order;
 use crate::error::{Error, Result};
+use crate::model::dropout::{set_dropout_rng, DropoutRng};
 use crate::train::log::RunLog;
 use crate::torch_ext::{self, maybe_autocast};
 use crate::train::optim::{AdamW, OptimConfig, OptimizerKind};
 use crate::train::scaler::GradScaler;
+use crate::train::graphs::{run_step, StepGraphs};
 use crate::train::step::{StepResult, Stepper};
 use crate::train::resume::{self, TrainerState};
 use crate::train::schedule::{Schedule, SchedulerType};
@@ -98,6 +101,10 @@ pub struct TrainArgs {
     pub bf16: bool,
     /// Forward passes under fp16 autocast with dynamic loss scaling.
     pub fp16: bool,
+    /// Replay each step shape's step from a CUDA graph (`train::graphs`).
+    pub cuda_graphs: bool,
+    /// Where dropout masks come from (`model::dropout`).
+    pub dropout_rng: DropoutRng,
 }
 
 /// run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, linear decay without warmup, no weight
@@ -133,6 +140,8 @@ impl Default for TrainArgs {
             pad_to_multiple_of: 1,
             bf16: false,
             fp16: false,
+            cuda_graphs: false,
+            dropout_rng: DropoutRng::Device,
         }
     }
 }
@@ -182,9 +191,12 @@ impl TrainSummary {
 
 /// Hooks a workload gives the loop.
 pub trait Workload {
-    /// Mean loss over the examples at `indices`, with dropout on; `step` is the optimizer step
-    /// the micro-batch belongs to (a seed for per-example augmentation that survives a resume).
-    fn loss(&mut self, indices: &[usize], step: usize) -> Result<Tensor>;
+    /// The device tensors (inputs, then targets) of the micro-batch at `indices`; `step` is the
+    /// optimizer step it belongs to (a seed for per-example augmentation that survives a resume).
+    fn batch(&mut self, indices: &[usize], step: usize) -> Result<Vec<Tensor>>;
+    /// Mean loss over a micro-batch from `batch`, with dropout on. It must read nothing else that
+    /// changes from step to step: a CUDA graph replays it on new contents of the same tensors.
+    fn loss(&mut self, batch: &[Tensor]) -> Result<Tensor>;
     /// Evaluates the current weights.
     fn evaluate(&mut self) -> Result<Evaluation>;
     /// Called when an evaluation beats every earlier one.
@@ -230,6 +242,9 @@ impl TrainArgs {
         }
         if self.bf16 && self.fp16 {
             return bad("give at most one of bf16 and fp16");
+        }
+        if self.cuda_graphs && self.dropout_rng == DropoutRng::Cpu {
+            return bad("CPU-drawn dropout masks cannot be replayed from a CUDA graph: drop cuda_graphs or dropout_rng cpu");
         }
         Ok(())
     }
@@ -361,6 +376,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     let out = run.output_dir;
     let mut stepper = Stepper::new(vs, args)?;
     let device = vs.device();
+    let mut graphs = args.cuda_graphs.then(|| StepGraphs::new(device, &stepper)).transpose()?;
+    set_dropout_rng(args.dropout_rng);
     let amp = args.autocast_dtype();
     let total = args.total_steps(n_examples);
     let steps_per_epoch = args.steps_per_epoch(n_examples);
@@ -434,8 +451,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         let groups: Vec<&[&[usize]]> = batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch).collect();
         for (gi, group) in groups.iter().enumerate() {
             let step = st.global_step;
-            stepper.begin();
             let n_group: usize = group.iter().map(|b| b.len()).sum();
+            let mut micro = Vec::with_capacity(group.len());
             for (bi, b) in group.iter().enumerate() {
                 let next = match group.get(bi + 1) {
                     Some(nb) => Some((*nb, step)),
@@ -444,10 +461,11 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
                 if let Some((nb, ns)) = next {
                     work.prefetch(nb, ns);
                 }
-                stepper.backward(b.len() as f64 / n_group as f64, || work.loss(b, step))?;
+                micro.push((b.len() as f64 / n_group as f64, work.batch(b, step)?));
             }
             let lr = args.optim.learning_rate * schedule.factor(step);
-            let StepResult { loss: step_loss, grad_norm, skipped } = stepper.finish(lr, step + 1)?;
+            let mut loss = |x: &[Tensor]| work.loss(x);
+            let StepResult { loss: step_loss, grad_norm, skipped } = run_step(&mut graphs, &mut stepper, &micro, lr, step + 1, &mut loss)?;
             tally.record(&step_loss, &skipped, step + 1);
             st.global_step += 1;
             let step = st.global_step;
@@ -498,6 +516,9 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     }
     tally.drain(&mut st, args)?;
     bar.finish_and_clear();
+    if let Some(g) = &graphs {
+        tracing::info!("CUDA graphs: {} captured, {} steps replayed", g.len(), g.replays);
+    }
     let runtime = start.elapsed().as_secs_f64();
     let steps_done = st.global_step - st.skipped_nonfinite_steps;
     Ok(TrainSummary {

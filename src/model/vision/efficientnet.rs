@@ -5,7 +5,7 @@
 //! (asymmetric at stride 2) and BatchNorm uses eps 1e-3; tools/efficientnet_lite_ref.py is the
 //! PyTorch twin the golden fixture comes from.
 use tch::nn;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
 const STAGES: [(i64, i64, i64, i64, i64, i64); 7] =
@@ -65,7 +65,7 @@ impl Block {
         if train && self.drop_connect > 0.0 {
             // Stochastic depth: drop the whole residual branch per example.
             let keep = 1.0 - self.drop_connect;
-            let mask = Tensor::rand([y.size()[0], 1, 1, 1], (Kind::Float, y.device())).lt(keep).to_kind(y.kind());
+            let mask = crate::model::dropout::uniform(&[y.size()[0], 1, 1, 1], y.device()).lt(keep).to_kind(y.kind());
             y = y * mask / keep;
         }
         y + x

@@ -221,7 +221,7 @@ impl ImageClassifier {
 
     /// Logits from pooled features.
     pub fn head(&self, features: &Tensor, train: bool) -> Tensor {
-        features.dropout(self.dropout, train).apply(&self.fc)
+        crate::model::dropout::dropout(features, self.dropout, train).apply(&self.fc)
     }
 
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
