@@ -65,6 +65,9 @@ fn device_flags_set_precision_optimizer_and_padding_defaults() {
     assert_eq!((t.fp16, t.pad_to_multiple_of, t.optim_kind), (true, 32, OptimizerKind::AdamwTorchFused));
     assert!(apply(&["--tf32", "true"]).unwrap_err().to_string().contains("needs a CUDA device"));
     assert!(apply(&["--optim", "lamb"]).unwrap_err().to_string().contains("adamw_torch, adamw_torch_fused or sgd"));
+    assert!(apply(&["--cuda-graphs"]).unwrap_err().to_string().contains("--cuda-graphs needs a CUDA device"));
+    let t = apply(&["--dropout-rng", "cpu"]).unwrap();
+    assert_eq!(t.dropout_rng, finetune::model::dropout::DropoutRng::Cpu);
     let (ok, err) = finetune(&["glue", "--task", "rte", "--bf16", "--fp16", "--data-dir", "/nonexistent", "--output-dir", "/tmp/x"]);
     assert!(!ok && err.contains("--bf16") && err.contains("cannot be used with") && err.contains("--fp16"), "{err}");
 }
