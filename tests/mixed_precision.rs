@@ -272,7 +272,7 @@ fn tiny_classifier(dropout: f64, seed: i64) -> (VarStore, finetune::model::heads
 }
 
 #[test]
-fn cuda_graphs_refuse_the_cpu_and_host_synced_optimizers() {
+fn cuda_graphs_refuse_the_cpu_and_host_side_optimizers() {
     use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
     let (vs, _net) = tiny_classifier(0.0, 1);
     let stepper = Stepper::new(&vs, &TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() }).unwrap();
@@ -281,11 +281,14 @@ fn cuda_graphs_refuse_the_cpu_and_host_synced_optimizers() {
     let Some(gpu) = cuda() else { return };
     let (mut vs, _net) = tiny_classifier(0.0, 1);
     vs.set_device(gpu);
-    for args in [TrainArgs { optim_kind: OptimizerKind::AdamwTorch, ..TrainArgs::default() }, TrainArgs { fp16: true, optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() }] {
-        let stepper = Stepper::new(&vs, &args).unwrap();
+    for optim_kind in [OptimizerKind::AdamwTorch, OptimizerKind::Sgd] {
+        let stepper = Stepper::new(&vs, &TrainArgs { optim_kind, ..TrainArgs::default() }).unwrap();
         let err = StepGraphs::new(gpu, &stepper).err().expect("refused").to_string();
         assert!(err.contains("adamw_torch_fused"), "{err}");
     }
+    // The fp16 loss scaler keeps its state on the device: capturable.
+    let stepper = Stepper::new(&vs, &TrainArgs { fp16: true, optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() }).unwrap();
+    assert!(StepGraphs::new(gpu, &stepper).is_ok());
 }
 
 #[test]
@@ -299,10 +302,10 @@ fn cuda_graph_steps_match_eager_steps_and_follow_the_schedule() {
     // Shapes A A A B B B A C: A and B warm up, then are captured and replayed (5 replays, the
     // captures included); C only warms up.
     let plan = [(4, 16), (4, 16), (4, 16), (4, 24), (4, 24), (4, 24), (4, 16), (3, 16)];
-    let args = TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() };
     // Both runs start from one snapshot (the global generator is shared with parallel tests).
     let (start, _) = tiny_classifier(0.0, 5);
-    let run = |graphed: bool| {
+    let run = |graphed: bool, fp16: bool| {
+        let args = TrainArgs { fp16, optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() };
         let (mut vs, net) = tiny_classifier(0.0, 5);
         vs.copy(&start).unwrap();
         vs.set_device(gpu);
@@ -322,16 +325,18 @@ fn cuda_graph_steps_match_eager_steps_and_follow_the_schedule() {
         }
         (vs, losses)
     };
-    let (eager, eager_losses) = run(false);
-    let (graphed, graph_losses) = run(true);
-    for (a, b) in eager_losses.iter().zip(&graph_losses) {
-        assert!((a - b).abs() < 1e-5, "losses differ: eager {eager_losses:?} graphed {graph_losses:?}");
+    for fp16 in [false, true] {
+        let (eager, eager_losses) = run(false, fp16);
+        let (graphed, graph_losses) = run(true, fp16);
+        for (a, b) in eager_losses.iter().zip(&graph_losses) {
+            assert!((a - b).abs() < 1e-5, "losses differ (fp16 {fp16}): eager {eager_losses:?} graphed {graph_losses:?}");
+        }
+        // Replays run the eager step's kernels; the margin only allows for a different cuBLAS
+        // algorithm on the side stream. A rate frozen at capture would be off by ~1e-3 per step.
+        let d = max_diff(&eager, &graphed);
+        assert!(d < 1e-4, "eager and graph-replayed training differ by {d} (fp16 {fp16})");
+        assert!(max_diff(&eager, &start) > 1e-3, "the steps moved the weights (fp16 {fp16})");
     }
-    // Replays run the eager step's kernels; the margin only allows for a different cuBLAS
-    // algorithm on the side stream. A rate frozen at capture would be off by ~1e-3 per step.
-    let d = max_diff(&eager, &graphed);
-    assert!(d < 1e-4, "eager and graph-replayed training differ by {d}");
-    assert!(max_diff(&eager, &start) > 1e-3, "the steps moved the weights");
 }
 
 #[test]

@@ -447,8 +447,8 @@ pub struct DeviceCli {
     /// no rounding.
     #[arg(long)]
     pub pad_to_multiple_of: Option<usize>,
-    /// Capture each training step shape once in a CUDA graph and replay it (CUDA, fused AdamW,
-    /// no --fp16): one launch per step instead of one per kernel.
+    /// Capture each training step shape once in a CUDA graph and replay it (CUDA, fused AdamW):
+    /// one launch per step instead of one per kernel.
     #[arg(long)]
     pub cuda_graphs: bool,
     /// Where dropout masks come from: `device` (its own generator, as PyTorch) or `cpu` (the CPU

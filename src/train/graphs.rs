@@ -48,7 +48,7 @@ impl StepGraphs {
             return Err(Error::Invalid(format!("--cuda-graphs needs a CUDA device, not {device:?}")));
         }
         if !stepper.capturable() {
-            return Err(Error::Invalid("--cuda-graphs needs --optim adamw_torch_fused (the CUDA default) and no --fp16".into()));
+            return Err(Error::Invalid("--cuda-graphs needs --optim adamw_torch_fused (the CUDA default): the other updates decide on the host".into()));
         }
         Ok(StepGraphs { stream: SideStream::new(device)?, graphs: HashMap::new(), warm: Default::default(), pool_owner: None, replays: 0 })
     }

@@ -63,9 +63,9 @@ impl Stepper {
     }
 
     /// Whether nothing in a step waits for the device, so a CUDA graph can capture it: the fused
-    /// optimizer, and no fp16 loss scaler (its growth bookkeeping runs on the host).
+    /// optimizer (the loss scaler keeps its state on the device too).
     pub fn capturable(&self) -> bool {
-        self.opt.kind() == OptimizerKind::AdamwTorchFused && self.scaler.is_none()
+        self.opt.kind() == OptimizerKind::AdamwTorchFused
     }
 
     /// A whole step: gradients of every micro-batch, then the update.
