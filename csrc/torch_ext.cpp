@@ -25,6 +25,7 @@
 #include <vector>
 #ifdef FT_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -144,10 +145,11 @@ char *ft_set_rng_state(int device_type, int index, tensor state) {
 }
 
 // A stream from the device's pool that graph steps run on (captures must not use the default
-// stream), with the stream that was current before `ft_side_stream_enter`.
+// stream), with the stream and device that were current before `ft_side_stream_enter`.
 struct FtSideStream {
   c10::Stream side;
   c10::Stream prev;
+  c10::DeviceIndex prev_device;
 };
 
 #ifdef FT_WITH_CUDA
@@ -166,15 +168,18 @@ static void stream_wait(const c10::Stream &from, const c10::Stream &to) {
 char *ft_side_stream_new(int device_index, FtSideStream **out) {
   NEEDS_CUDA({
     auto s = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device_index)).unwrap();
-    *out = new FtSideStream{s, s};
+    *out = new FtSideStream{s, s, s.device_index()};
   })
 }
 
 void ft_side_stream_free(FtSideStream *s) { delete s; }
 
-// Makes the side stream current after it has waited for the current stream's queued work.
+// Makes the side stream (and its device: CUDAGraph captures the current device's current stream)
+// current after it has waited for the current stream's queued work.
 char *ft_side_stream_enter(FtSideStream *s) {
   NEEDS_CUDA({
+    s->prev_device = c10::cuda::current_device();
+    c10::cuda::set_device(s->side.device_index());
     auto cur = c10::cuda::getCurrentCUDAStream(s->side.device_index());
     stream_wait(cur.unwrap(), s->side);
     s->prev = cur.unwrap();
@@ -188,6 +193,7 @@ char *ft_side_stream_exit(FtSideStream *s) {
   NEEDS_CUDA({
     c10::cuda::setCurrentCUDAStream(c10::cuda::CUDAStream(c10::cuda::CUDAStream::UNCHECKED, s->prev));
     stream_wait(s->side, s->prev);
+    c10::cuda::set_device(s->prev_device);
   })
 }
 
