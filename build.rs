@@ -81,9 +81,7 @@ fn compile_ext(torch: &Path, cuda_include: Option<&Path>) {
 /// The CUDA runtime wheel's header folder (`nvidia/cu13/include` for torch 2.11), if it holds
 /// the `crt/` headers too (nvidia-cuda-crt, which scripts/setup-libtorch.sh installs).
 fn cuda_include_dir(nvidia: &Path) -> Option<PathBuf> {
-    let mut pkgs: Vec<_> = std::fs::read_dir(nvidia).ok()?.flatten().map(|e| e.path().join("include")).collect();
-    pkgs.sort();
-    let dir = pkgs.into_iter().find(|d| d.join("cuda_runtime.h").is_file())?;
+    let dir = nvidia_packages(nvidia).into_iter().map(|p| p.join("include")).find(|d| d.join("cuda_runtime.h").is_file())?;
     if !dir.join("crt/host_config.h").is_file() {
         println!("cargo:warning={} has no crt/ headers (pip install nvidia-cuda-crt): building without CUDA graphs", dir.display());
         return None;
@@ -92,16 +90,14 @@ fn cuda_include_dir(nvidia: &Path) -> Option<PathBuf> {
 }
 
 fn nvidia_lib_dirs(nvidia: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(nvidia) else { return out };
-    let mut pkgs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    nvidia_packages(nvidia).into_iter().map(|p| p.join("lib")).filter(|d| d.is_dir()).collect()
+}
+
+/// The `nvidia/<pkg>` folders of the CUDA runtime wheels, sorted (none if there is no such folder).
+fn nvidia_packages(nvidia: &Path) -> Vec<PathBuf> {
+    let mut pkgs: Vec<PathBuf> = std::fs::read_dir(nvidia).into_iter().flatten().flatten().map(|e| e.path()).collect();
     pkgs.sort();
-    for p in pkgs {
-        if p.join("lib").is_dir() {
-            out.push(p.join("lib"));
-        }
-    }
-    out
+    pkgs
 }
 
 /// Bakes the git revision (with a `-dirty` mark) into the binary for run records.

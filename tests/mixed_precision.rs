@@ -226,7 +226,7 @@ fn cuda_classifier_matches_the_cpu_forward_and_trains_in_mixed_precision() {
         stepper.set_lr(1e-3);
         let batch = [(1.0, vec![ids.to_device(gpu), tt.to_device(gpu), mask.to_device(gpu), labels.shallow_clone()])];
         for step in 1..=20 {
-            let r = stepper.step(&batch, step, &mut |x: &[Tensor]| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]))).unwrap();
+            let r = stepper.step(&batch, step, &mut |x: &[Tensor]| Ok(net.batch_loss(x))).unwrap();
             losses.push(r.loss.double_value(&[]));
             skipped += r.skipped.double_value(&[]);
         }
@@ -316,7 +316,7 @@ fn cuda_graph_steps_match_eager_steps_and_follow_the_schedule() {
             // A changing rate: a rate frozen into the graph would show in the weights.
             let lr = 1e-3 * (1.0 + k as f64);
             let micro = [(1.0, batch(b, s, k as i64))];
-            let mut loss = |x: &[Tensor]| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]));
+            let mut loss = |x: &[Tensor]| Ok(net.batch_loss(x));
             let r = finetune::train::graphs::run_step(&mut graphs, &mut stepper, &micro, lr, k + 1, &mut loss).unwrap();
             losses.push(r.loss.double_value(&[]));
         }
@@ -353,7 +353,7 @@ fn cuda_graph_replays_draw_fresh_dropout_masks() {
     // A zero rate (no weight decay by default): only the dropout masks can change the loss.
     let losses: Vec<f64> = (1..=5)
         .map(|k| {
-            let mut loss = |x: &[Tensor]| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]));
+            let mut loss = |x: &[Tensor]| Ok(net.batch_loss(x));
             finetune::train::graphs::run_step(&mut graphs, &mut stepper, &micro, 0.0, k, &mut loss).unwrap().loss.double_value(&[])
         })
         .collect();

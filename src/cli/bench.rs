@@ -81,10 +81,8 @@ fn random_text(n: usize, batch: i64, seq: i64, vocab: i64, device: Device, targe
     (0..n)
         .map(|_| {
             let ids = Tensor::randint_low(1000, vocab, [batch, seq], (Kind::Int64, device));
-            let mut b = vec![ids.zeros_like(), ids.ones_like()];
-            b.insert(0, ids);
-            b.extend(targets.iter().map(Tensor::shallow_clone));
-            b
+            let (types, mask) = (ids.zeros_like(), ids.ones_like());
+            [ids, types, mask].into_iter().chain(targets.iter().map(Tensor::shallow_clone)).collect()
         })
         .collect()
 }
@@ -130,7 +128,7 @@ pub fn run(b: BenchCli) -> Result<()> {
                     let x = collate(&features, &chunks[i], enc.pad_id, pad, device);
                     vec![x.input_ids, x.token_type_ids, x.attention_mask, labels.gather(&chunks[i], device)]
                 }),
-                loss: Box::new(move |x| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]))),
+                loss: Box::new(move |x| Ok(net.batch_loss(x))),
             }
         }
         Preset::BertBaseCls => {
@@ -139,7 +137,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             let labels = Tensor::randint(2, [batch], (Kind::Int64, device));
             let inputs = random_text(4, batch, seq, 30522, device, &[labels]);
             padded_tokens = (batch * seq) as f64;
-            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.loss(&net.forward(&x[0], &x[1], &x[2], true), &x[3]))) }
+            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.batch_loss(x))) }
         }
         Preset::BertBaseQa => {
             let net = QuestionAnswering::new(&vs.root(), &bert_base());
@@ -147,13 +145,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             let (starts, ends) = (Tensor::randint(seq, [batch], (Kind::Int64, device)), Tensor::randint(seq, [batch], (Kind::Int64, device)));
             let inputs = random_text(4, batch, seq, 30522, device, &[starts, ends]);
             padded_tokens = (batch * seq) as f64;
-            Work {
-                batch: rotate(inputs),
-                loss: Box::new(move |x| {
-                    let (s, e) = net.forward(&x[0], &x[1], &x[2], true);
-                    Ok(QuestionAnswering::loss(&s, &e, &x[3], &x[4]))
-                }),
-            }
+            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.batch_loss(x))) }
         }
         Preset::Resnet50 => {
             let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };

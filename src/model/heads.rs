@@ -40,6 +40,12 @@ impl SequenceClassifier {
             logits.cross_entropy_for_logits(labels)
         }
     }
+
+    /// Training loss (dropout on) of a batch laid out as `[input_ids, token_type_ids,
+    /// attention_mask, labels]`, what the GLUE workload and `bench` hand the step.
+    pub fn batch_loss(&self, b: &[Tensor]) -> Tensor {
+        self.loss(&self.forward(&b[0], &b[1], &b[2], true), &b[3])
+    }
 }
 
 /// `BertForQuestionAnswering`: a linear layer over every token's hidden state gives start and end
@@ -67,5 +73,12 @@ impl QuestionAnswering {
     /// Mean of the start and end cross-entropies.
     pub fn loss(start_logits: &Tensor, end_logits: &Tensor, start_positions: &Tensor, end_positions: &Tensor) -> Tensor {
         (start_logits.cross_entropy_for_logits(start_positions) + end_logits.cross_entropy_for_logits(end_positions)) / 2.0
+    }
+
+    /// Training loss (dropout on) of a batch laid out as `[input_ids, token_type_ids,
+    /// attention_mask, start_positions, end_positions]`.
+    pub fn batch_loss(&self, b: &[Tensor]) -> Tensor {
+        let (s, e) = self.forward(&b[0], &b[1], &b[2], true);
+        Self::loss(&s, &e, &b[3], &b[4])
     }
 }

@@ -122,8 +122,7 @@ impl Workload for GlueWork<'_> {
     }
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
-        let net = &self.model.net;
-        Ok(net.loss(&net.forward(&b[0], &b[1], &b[2], true), &b[3]))
+        Ok(self.model.net.batch_loss(b))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -23,8 +23,8 @@ type Key = Vec<(Vec<i64>, Kind)>;
 
 struct Captured {
     graph: CudaGraph,
-    /// The tensors the graph reads its batch from.
-    inputs: Vec<Tensor>,
+    /// The micro-batch tensors the graph reads its batch from.
+    inputs: Vec<MicroBatch>,
     result: StepResult,
 }
 
@@ -68,7 +68,7 @@ impl StepGraphs {
         let k = key(micro);
         if let Some(c) = self.graphs.get(&k) {
             tch::no_grad(|| {
-                for (dst, src) in c.inputs.iter().zip(micro.iter().flat_map(|(_, ts)| ts)) {
+                for (dst, src) in c.inputs.iter().flat_map(|(_, ts)| ts).zip(micro.iter().flat_map(|(_, ts)| ts)) {
                     dst.shallow_clone().copy_(src);
                 }
             });
@@ -84,20 +84,11 @@ impl StepGraphs {
         }
         // Static copies made outside the capture, so they outlive it and the next batch of this
         // shape can be copied in.
-        let inputs: Vec<Tensor> = micro.iter().flat_map(|(_, ts)| ts.iter().map(Tensor::copy)).collect();
-        let mut at = 0;
-        let statics: Vec<MicroBatch> = micro
-            .iter()
-            .map(|(w, ts)| {
-                let part = inputs[at..at + ts.len()].iter().map(Tensor::shallow_clone).collect();
-                at += ts.len();
-                (*w, part)
-            })
-            .collect();
+        let inputs: Vec<MicroBatch> = micro.iter().map(|(w, ts)| (*w, ts.iter().map(Tensor::copy).collect())).collect();
         let share = self.pool_owner.as_ref().and_then(|o| self.graphs.get(o)).map(|c| &c.graph);
         let (graph, result) = self
             .stream
-            .run(|| CudaGraph::capture(share, || stepper.step(&statics, step, loss)))
+            .run(|| CudaGraph::capture(share, || stepper.step(&inputs, step, loss)))
             .map_err(|e| Error::Invalid(format!("capturing step {step} in a CUDA graph failed ({e}); run without --cuda-graphs")))?;
         self.stream.run(|| graph.replay())?;
         self.replays += 1;

@@ -148,8 +148,7 @@ impl Workload for SquadWork<'_> {
     }
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
-        let (s, e) = self.model.net.forward(&b[0], &b[1], &b[2], true);
-        Ok(QuestionAnswering::loss(&s, &e, &b[3], &b[4]))
+        Ok(self.model.net.batch_loss(b))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
