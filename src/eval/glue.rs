@@ -12,9 +12,12 @@ pub enum Predictions {
     Scores(Vec<f64>),
 }
 
-/// Scores predictions against gold labels; keys are run_glue.py's metric names (no `eval_` prefix).
-pub fn score(task: Task, pred: &Predictions, gold: &Labels) -> Vec<(String, f64)> {
-    let mut out: Vec<(String, f64)> = match (pred, gold) {
+/// A task's metrics in report order: (run_glue.py's metric name without `eval_`, value).
+pub type Scores = Vec<(String, f64)>;
+
+/// Scores predictions against gold labels.
+pub fn score(task: Task, pred: &Predictions, gold: &Labels) -> Scores {
+    let mut out: Scores = match (pred, gold) {
         (Predictions::Classes(p), Labels::Classes(g)) => match task {
             Task::Cola => vec![("matthews_correlation".into(), metrics::matthews_corrcoef(p, g))],
             Task::Mrpc | Task::Qqp => vec![("accuracy".into(), metrics::accuracy(p, g)), ("f1".into(), metrics::f1(p, g))],

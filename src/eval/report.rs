@@ -344,7 +344,10 @@ const HEADER: [&str; 12] = [
     "device",
 ];
 
-fn score_lines(report: &Report) -> Vec<(String, Vec<(String, String, String)>)> {
+/// A GLUE-score block: its title, then (mean name, arithmetic, geometric) cells.
+type ScoreLines = (String, Vec<(String, String, String)>);
+
+fn score_lines(report: &Report) -> Vec<ScoreLines> {
     report
         .glue_score
         .iter()

@@ -97,27 +97,6 @@ pub fn batched_logits(
     Tensor::stack(&out, 0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::length_batches;
-
-    #[test]
-    fn batches_group_similar_lengths_and_cover_every_index_once() {
-        let lengths = [10, 100, 12, 98, 11, 99, 50];
-        // 100, 99, 98 and 50 pad to 400 tokens for 347 real ones (≤ 25% more); 12 would not fit.
-        let b = length_batches(&lengths, 32);
-        assert_eq!(b, vec![vec![1, 5, 3, 6], vec![2, 4, 0]]);
-        assert_eq!(length_batches(&[100, 10], 32), vec![vec![0], vec![1]]);
-        let b = length_batches(&lengths, 2);
-        assert!(b.iter().all(|x| x.len() <= 2));
-        let mut all: Vec<usize> = b.concat();
-        all.sort();
-        assert_eq!(all, (0..7).collect::<Vec<_>>());
-        // Equal lengths fill whole batches.
-        assert_eq!(length_batches(&[5; 10], 4).iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
-    }
-}
-
 pub struct Classifier {
     _vs: VarStore,
     net: SequenceClassifier,
@@ -217,5 +196,26 @@ impl Classifier {
             "device": format!("{:?}", self.device),
             "finetune_version": env!("CARGO_PKG_VERSION"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_batches;
+
+    #[test]
+    fn batches_group_similar_lengths_and_cover_every_index_once() {
+        let lengths = [10, 100, 12, 98, 11, 99, 50];
+        // 100, 99, 98 and 50 pad to 400 tokens for 347 real ones (≤ 25% more); 12 would not fit.
+        let b = length_batches(&lengths, 32);
+        assert_eq!(b, vec![vec![1, 5, 3, 6], vec![2, 4, 0]]);
+        assert_eq!(length_batches(&[100, 10], 32), vec![vec![0], vec![1]]);
+        let b = length_batches(&lengths, 2);
+        assert!(b.iter().all(|x| x.len() <= 2));
+        let mut all: Vec<usize> = b.concat();
+        all.sort();
+        assert_eq!(all, (0..7).collect::<Vec<_>>());
+        // Equal lengths fill whole batches.
+        assert_eq!(length_batches(&[5; 10], 4).iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
     }
 }

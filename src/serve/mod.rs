@@ -90,9 +90,10 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 /// A request body: one input, or `{"inputs": [...]}` whose items are input objects or strings.
-fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Input>, bool), Response> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
-    let unprocessable = |m: String| error(StatusCode::UNPROCESSABLE_ENTITY, m);
+/// Errors are (status, message) pairs, made into JSON responses by the caller.
+fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Input>, bool), (StatusCode, String)> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    let unprocessable = |m: String| (StatusCode::UNPROCESSABLE_ENTITY, m);
     let (inputs, batched) = match v.get("inputs") {
         Some(Value::Array(items)) => {
             let inputs = items
@@ -112,12 +113,12 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
         return Err(unprocessable("`inputs` is empty; send at least one input".into()));
     }
     if inputs.len() > cfg.max_batch_size {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("{} inputs in one request; the limit is {}", inputs.len(), cfg.max_batch_size)));
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("{} inputs in one request; the limit is {}", inputs.len(), cfg.max_batch_size)));
     }
     for (i, inp) in inputs.iter().enumerate() {
         let chars = inp.text.chars().count().max(inp.text_pair.as_ref().map_or(0, |t| t.chars().count()));
         if chars > cfg.max_input_chars {
-            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("input {i} has {chars} characters; the limit is {}", cfg.max_input_chars)));
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("input {i} has {chars} characters; the limit is {}", cfg.max_input_chars)));
         }
     }
     Ok((inputs, batched))
@@ -130,7 +131,7 @@ async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Resp
     };
     let (inputs, batched) = match parse_inputs(&body, &state.cfg) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err((status, msg)) => return error(status, msg),
     };
     let features = match state.encoder.encode(inputs.iter().map(|i| (i.text.as_str(), i.text_pair.as_deref()))) {
         Ok(f) => f,

@@ -5,7 +5,7 @@ use crate::data::batch::{collate, Labels};
 use crate::data::glue::{self, Example, Split, Task};
 use crate::data::tokenize::{load_tokenizer, Features, TextEncoder};
 use crate::error::{Error, Result};
-use crate::eval::glue::{insert_prefixed, objective, score, Predictions};
+use crate::eval::glue::{insert_prefixed, objective, score, Predictions, Scores};
 use crate::model::checkpoint;
 use crate::model::config::BertConfig;
 use crate::model::heads::SequenceClassifier;
@@ -84,7 +84,7 @@ impl Model {
     }
 
     /// Metrics (run_glue names), mean loss and logits of a labelled split.
-    fn evaluate(&self, split: &Encoded, batch_size: usize) -> Result<(Vec<(String, f64)>, f64, Tensor)> {
+    fn evaluate(&self, split: &Encoded, batch_size: usize) -> Result<(Scores, f64, Tensor)> {
         let labels = split.labels.as_ref().ok_or_else(|| Error::Invalid("evaluation split has no labels".into()))?;
         let logits = self.logits(&split.features, batch_size);
         let idx: Vec<usize> = (0..labels.len()).collect();

@@ -141,7 +141,7 @@ pub fn list(output_dir: &Path) -> Vec<(usize, PathBuf)> {
             e.path().is_dir().then(|| (step, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     found
 }
 

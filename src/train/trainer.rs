@@ -225,13 +225,13 @@ impl TrainArgs {
         if self.per_device_train_batch_size == 0 || self.gradient_accumulation_steps == 0 {
             return bad("batch size and gradient_accumulation_steps must be positive");
         }
-        if !(self.optim.learning_rate > 0.0) || !self.optim.learning_rate.is_finite() {
+        if !(self.optim.learning_rate.is_finite() && self.optim.learning_rate > 0.0) {
             return bad("learning_rate must be a positive number");
         }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
             return bad("warmup_ratio must lie in [0, 1]");
         }
-        if self.max_steps.is_none() && !(self.num_train_epochs > 0.0) {
+        if self.max_steps.is_none() && !(self.num_train_epochs.is_finite() && self.num_train_epochs > 0.0) {
             return bad("num_train_epochs must be positive (or give max_steps)");
         }
         if self.save_strategy == SaveStrategy::Steps && self.save_steps == 0 {
@@ -306,7 +306,7 @@ impl TrainArgs {
 
     fn should_save(&self, step: usize, at_epoch_end: bool) -> bool {
         match self.save_strategy {
-            SaveStrategy::Steps => step % self.save_steps == 0,
+            SaveStrategy::Steps => step.is_multiple_of(self.save_steps),
             SaveStrategy::Epoch => at_epoch_end,
             SaveStrategy::No => false,
         }

@@ -176,6 +176,8 @@ impl Arch {
 }
 
 #[derive(Debug)]
+// One per model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backbone {
     ResNet(ResNet),
     EfficientNet(EfficientNetLite0),
