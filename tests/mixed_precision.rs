@@ -199,16 +199,9 @@ fn cuda_autocast_and_clipping() {
 #[test]
 fn cuda_classifier_matches_the_cpu_forward_and_trains_in_mixed_precision() {
     let Some(gpu) = cuda() else { return };
-    use finetune::model::{config::BertConfig, heads::SequenceClassifier};
     use finetune::train::step::Stepper;
     use finetune::train::trainer::TrainArgs;
-    let cfg: BertConfig = serde_json::from_value(serde_json::json!({
-        "vocab_size": 300, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
-    }))
-    .unwrap();
-    tch::manual_seed(3);
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = SequenceClassifier::new(&vs.root(), &cfg, 2);
+    let (mut vs, net) = tiny_classifier(0.1, 3);
     let ids = Tensor::randint_low(1, 300, [4, 16], (Kind::Int64, Device::Cpu));
     let mask = Tensor::ones([4, 16], (Kind::Int64, Device::Cpu));
     let tt = ids.zeros_like();

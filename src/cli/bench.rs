@@ -153,7 +153,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             vs.set_device(device);
             let labels = Tensor::randint(1000, [batch], (Kind::Int64, device));
             let inputs = (0..4).map(|_| vec![Tensor::randn([batch, 3, 224, 224], (Kind::Float, device)), labels.shallow_clone()]).collect();
-            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.forward_t(&x[0], true).cross_entropy_for_logits(&x[1]))) }
+            Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.batch_loss(x))) }
         }
     };
     let mut stepper = Stepper::new(&vs, &args)?;

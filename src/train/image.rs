@@ -268,7 +268,7 @@ impl Workload for FullWork<'_> {
     }
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
-        Ok(self.model.net.forward_t(&b[0], true).cross_entropy_for_logits(&b[1]))
+        Ok(self.model.net.batch_loss(b))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

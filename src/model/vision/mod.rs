@@ -229,6 +229,12 @@ impl ImageClassifier {
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
         self.head(&self.features(images, train), train)
     }
+
+    /// Training loss (dropout and batch statistics on) of a batch laid out as `[images, labels]`,
+    /// what the image workload and `bench` hand the step.
+    pub fn batch_loss(&self, b: &[Tensor]) -> Tensor {
+        self.forward_t(&b[0], true).cross_entropy_for_logits(&b[1])
+    }
 }
 
 /// An image classifier built from a model directory: an ImageNet backbone gets a fresh head of
