@@ -109,7 +109,11 @@ def ours_rate(preset, a, graphs):
         cmd += ["--max-seq-length", str(a.max_seq_length)]
     if preset == "glue":
         cmd += ["--task", "rte", "--model", a.model, "--data-dir", a.data_dir]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{' '.join(cmd)} ran past {a.timeout} s", file=sys.stderr, flush=True)
+        return None
     if r.returncode != 0:
         # One failing column (a capture error, say) must not cost the rest of a lent GPU's table.
         print(f"{' '.join(cmd)} failed (rc {r.returncode}):\n{r.stderr[-2000:]}", file=sys.stderr, flush=True)
@@ -129,6 +133,7 @@ def main():
     ap.add_argument("--data-dir", help="GLUE root (glue preset)")
     ap.add_argument("--model", help="model directory (glue preset)")
     ap.add_argument("--out", help="write the rows as JSON here")
+    ap.add_argument("--timeout", type=float, default=180, help="seconds one finetune column may take")
     ap.add_argument("--no-graphs", dest="graphs", action="store_false", help="skip finetune's --cuda-graphs column")
     a = ap.parse_args()
     if not torch.cuda.is_available():
