@@ -109,6 +109,8 @@ def ours_rate(preset, a, graphs):
         cmd += ["--max-seq-length", str(a.max_seq_length)]
     if preset == "glue":
         cmd += ["--task", "rte", "--model", a.model, "--data-dir", a.data_dir]
+    if preset == "resnet50" and a.channels_last:
+        cmd.append("--channels-last")
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     except subprocess.TimeoutExpired:
@@ -135,6 +137,7 @@ def main():
     ap.add_argument("--out", help="write the rows as JSON here")
     ap.add_argument("--timeout", type=float, default=180, help="seconds one finetune column may take")
     ap.add_argument("--no-graphs", dest="graphs", action="store_false", help="skip finetune's --cuda-graphs column")
+    ap.add_argument("--channels-last", action="store_true", help="finetune's resnet50 in NHWC layout (PyTorch's side stays at its NCHW default)")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU")

@@ -1,10 +1,14 @@
 //! Image data: list parsing errors (format, label range, paths escaping the root), missing and
 //! corrupt images (errors naming the file, or counted with --skip-bad-images), ImageFolder classes,
-//! the transforms, and the evaluation's confusion matrix.
+//! the transforms, the evaluation's confusion matrix, and a whole `finetune image` run in each memory
+//! layout.
 use finetune::data::images::{self, Normalize, Transform};
-use finetune::train::image::{score, ImageData};
+use finetune::model::vision::{resnet::Depth, Arch, ImageClassifier, NetOptions};
+use finetune::train::image::{score, EvalOptions, ImageArgs, ImageData, NetOptionsArgs};
+use finetune::train::trainer::{SaveStrategy, TrainArgs};
+use serde_json::Value;
 use std::path::Path;
-use tch::Tensor;
+use tch::{nn::VarStore, Device, Tensor};
 
 fn write_png(path: &Path, rgb: [u8; 3], w: u32, h: u32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -113,4 +117,58 @@ fn score_counts_the_confusion_matrix_and_per_class_accuracy() {
     assert_eq!(m["eval_accuracy"].as_f64().unwrap(), 0.5);
     assert_eq!(m["eval_per_class_accuracy"]["a"].as_f64().unwrap(), 0.5);
     assert_eq!(m["eval_per_class_accuracy"]["c"].as_f64().unwrap(), 0.0);
+}
+
+/// A ResNet-18 "ImageNet backbone" with random weights: config.json + model.safetensors.
+fn random_backbone(dir: &Path) {
+    tch::manual_seed(0);
+    let vs = VarStore::new(Device::Cpu);
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: false };
+    ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 1000, o);
+    finetune::model::checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), r#"{"architecture": "resnet18"}"#).unwrap();
+}
+
+fn train_image(backbone: &Path, data: &ImageData, out: &Path, channels_last: bool) -> serde_json::Map<String, Value> {
+    let train = TrainArgs { num_train_epochs: 2.0, per_device_train_batch_size: 2, save_strategy: SaveStrategy::No, logging_steps: 1, ..TrainArgs::default() };
+    let args = ImageArgs {
+        model: backbone.to_string_lossy().into_owned(),
+        data: data.clone(),
+        output_dir: out.to_path_buf(),
+        image_size: 64,
+        freeze_backbone: false,
+        net: NetOptionsArgs { bn_momentum: 0.1, dropout: None, drop_connect_rate: 0.0, channels_last },
+        train,
+        per_device_eval_batch_size: 4,
+        device: Device::Cpu,
+        max_train_samples: None,
+        max_eval_samples: None,
+        resume: None,
+    };
+    finetune::train::image::run(&args).unwrap()
+}
+
+#[test]
+fn image_runs_in_channels_last_are_deterministic_and_save_plain_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "a/1.png 0\na/2.png 0\nb/1.png 1\n");
+    let backbone = dir.path().join("backbone");
+    std::fs::create_dir_all(&backbone).unwrap();
+    random_backbone(&backbone);
+    let runs: Vec<_> = [("nchw", false), ("nhwc", true), ("nhwc-again", true)]
+        .iter()
+        .map(|(name, cl)| (dir.path().join(name), train_image(&backbone, &data, &dir.path().join(name), *cl)))
+        .collect();
+    let config: Value = serde_json::from_slice(&std::fs::read(runs[1].0.join("run_config.json")).unwrap()).unwrap();
+    assert_eq!(config["args"]["net"]["channels_last"], true, "the run config records the layout");
+    assert_eq!(runs[1].1, runs[2].1, "same seed, same layout: same metrics");
+    // The saved model is plain row-major: scored in either layout it gives the run's own metrics.
+    for cl in [false, true] {
+        let o = EvalOptions { batch_size: 4, seed: 0, channels_last: cl, device: Device::Cpu };
+        let (model, out) = (runs[1].0.to_string_lossy().into_owned(), dir.path().join(format!("eval-{cl}")));
+        let r = finetune::train::image::evaluate(&model, &data, &dir.path().join("validate_list.txt"), &out, o).unwrap();
+        assert_eq!(r["eval_accuracy"], runs[1].1["eval_accuracy"]);
+        let (got, want) = (r["eval_loss"].as_f64().unwrap(), runs[1].1["eval_loss"].as_f64().unwrap());
+        assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "eval loss {got} (channels_last {cl}) vs the run's {want}");
+    }
 }

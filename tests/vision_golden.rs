@@ -54,13 +54,23 @@ fn formula_images(b: i64, size: i64) -> Tensor {
     (h * 0.05 + w * 0.07 + c + bb).sin()
 }
 
-#[test]
-fn resnet18_train_step_matches_torchvision() {
-    let g = &golden()["resnet18"];
+/// The 4-d tensor's strides are NHWC's (channels vary fastest).
+fn is_channels_last(t: &Tensor) -> bool {
+    let (size, stride) = (t.size(), t.stride());
+    stride[1] == 1 && stride[3] == size[1] && stride[2] == size[1] * size[3]
+}
+
+fn resnet18_train_step(channels_last: bool) {
+    // PyTorch's channels-last step has its own record: its NHWC kernels sum in another order,
+    // which also depends on the thread count (the fixture's: 1).
+    let g = &golden()[if channels_last { "resnet18_channels_last" } else { "resnet18" }];
+    tch::set_num_threads(1);
     let vs = VarStore::new(Device::Cpu);
-    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last };
     let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 10, o);
     formula_weights(&vs);
+    net.lay_out_weights(&vs);
+    assert_eq!(is_channels_last(&vs.variables()["layer1.0.conv1.weight"]), channels_last);
     let x = formula_images(2, g["image_size"].as_i64().unwrap());
     let labels = Tensor::from_slice(&[3i64, 7]);
     let logits = net.forward_t(&x, true);
@@ -78,7 +88,21 @@ fn resnet18_train_step_matches_torchvision() {
         let want_norm = want["norm"].as_f64().unwrap();
         assert!((norm - want_norm).abs() <= 1e-4 * want_norm.max(1.0), "{name}: grad norm {norm} vs {want_norm}");
         assert!(max_diff(&grad.flatten(0, -1).narrow(0, 0, 8), &want["first"]) < 1e-4, "{name}: gradient values differ");
+        if grad.dim() == 4 {
+            // Autograd gives a gradient its parameter's layout, which the optimizer's moments copy.
+            assert_eq!(is_channels_last(&grad), channels_last, "{name}: gradient layout");
+        }
     }
+}
+
+#[test]
+fn resnet18_train_step_matches_torchvision() {
+    resnet18_train_step(false);
+}
+
+#[test]
+fn resnet18_channels_last_train_step_matches_torchvision() {
+    resnet18_train_step(true);
 }
 
 #[test]
@@ -88,13 +112,16 @@ fn efficientnet_lite0_checkpoint_matches_pytorch() {
         return;
     };
     let g = &golden()["efficientnet_lite0"];
-    let o = NetOptions { bn_momentum: 0.1, dropout: 0.2, drop_connect_rate: 0.2 };
-    let m = vision::load(&dir, None, o, Device::Cpu).unwrap();
-    assert!(m.newly_initialised.is_empty());
-    assert_eq!(m.config.normalize().mean, [0.5; 3]);
-    let logits = tch::no_grad(|| m.net.forward_t(&formula_images(1, 224), false));
-    let d = max_diff(&logits, &g["logits"]);
-    assert!(d < 1e-4, "EfficientNet-Lite0 logits differ from PyTorch by {d}");
+    for channels_last in [false, true] {
+        let o = NetOptions { bn_momentum: 0.1, dropout: 0.2, drop_connect_rate: 0.2, channels_last };
+        let m = vision::load(&dir, None, o, Device::Cpu).unwrap();
+        assert!(m.newly_initialised.is_empty());
+        assert_eq!(m.config.normalize().mean, [0.5; 3]);
+        assert_eq!(is_channels_last(&m.vs.variables()["_conv_stem.weight"]), channels_last);
+        let logits = tch::no_grad(|| m.net.forward_t(&formula_images(1, 224), false));
+        let d = max_diff(&logits, &g["logits"]);
+        assert!(d < 1e-4, "EfficientNet-Lite0 logits (channels_last {channels_last}) differ from PyTorch by {d}");
+    }
 }
 
 /// transformers' name for a torchvision ResNet tensor (the inverse of `torchvision_name`).
@@ -121,7 +148,7 @@ fn hf_name(tv: &str) -> String {
 
 #[test]
 fn transformers_resnet_checkpoints_load_under_torchvision_names() {
-    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: false };
     let vs = VarStore::new(Device::Cpu);
     let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 3, o);
     formula_weights(&vs);
@@ -139,4 +166,19 @@ fn transformers_resnet_checkpoints_load_under_torchvision_names() {
     let want = tch::no_grad(|| net.forward_t(&x, false));
     let got = tch::no_grad(|| m.net.forward_t(&x, false));
     assert!(want.equal(&got), "a transformers-named checkpoint loaded different weights");
+}
+
+#[test]
+fn channels_last_weights_save_as_the_same_file() {
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: true };
+    let vs = VarStore::new(Device::Cpu);
+    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 3, o);
+    formula_weights(&vs);
+    let dir = tempfile::tempdir().unwrap();
+    let (nchw, nhwc) = (dir.path().join("nchw.safetensors"), dir.path().join("nhwc.safetensors"));
+    finetune::model::checkpoint::save_safetensors(&vs, &nchw).unwrap();
+    net.lay_out_weights(&vs);
+    assert!(is_channels_last(&vs.variables()["conv1.weight"]));
+    finetune::model::checkpoint::save_safetensors(&vs, &nhwc).unwrap();
+    assert!(std::fs::read(&nchw).unwrap() == std::fs::read(&nhwc).unwrap(), "a channels-last model must save row-major tensors");
 }

@@ -56,6 +56,9 @@ pub struct BenchCli {
     pub steps: usize,
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// resnet50 in NHWC memory layout (`finetune image --channels-last`).
+    #[arg(long)]
+    pub channels_last: bool,
     #[command(flatten)]
     pub device: DeviceCli,
 }
@@ -148,9 +151,10 @@ pub fn run(b: BenchCli) -> Result<()> {
             Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.batch_loss(x))) }
         }
         Preset::Resnet50 => {
-            let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0 };
+            let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: b.channels_last };
             let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R50), 1000, o);
             vs.set_device(device);
+            net.lay_out_weights(&vs);
             let labels = Tensor::randint(1000, [batch], (Kind::Int64, device));
             let inputs = (0..4).map(|_| vec![Tensor::randn([batch, 3, 224, 224], (Kind::Float, device)), labels.shallow_clone()]).collect();
             Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.batch_loss(x))) }
@@ -182,7 +186,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             "batch_size": batch, "max_seq_length": (b.preset != Preset::Resnet50).then_some(seq), "steps": b.steps,
             "padded_tokens_per_step": padded_tokens, "seconds": secs,
             "train_examples_per_second": eps, "device": format!("{device:?}"), "bf16": args.bf16, "fp16": args.fp16,
-            "optim": args.optim_kind, "torch_num_threads": tch::get_num_threads(),
+            "optim": args.optim_kind, "torch_num_threads": tch::get_num_threads(), "channels_last": b.channels_last,
             "cuda_graphs": graphs.as_ref().map(|g| json!({"captured": g.len(), "replays": g.replays})),
         })
     );

@@ -116,6 +116,7 @@ pub struct NetOptionsArgs {
     pub bn_momentum: f64,
     pub dropout: Option<f64>,
     pub drop_connect_rate: f64,
+    pub channels_last: bool,
 }
 
 impl NetOptionsArgs {
@@ -124,7 +125,7 @@ impl NetOptionsArgs {
             vision::Arch::EfficientNetLite0 => 0.2,
             vision::Arch::ResNet(_) => 0.0,
         };
-        NetOptions { bn_momentum: self.bn_momentum, dropout: self.dropout.unwrap_or(default_dropout), drop_connect_rate: self.drop_connect_rate }
+        NetOptions { bn_momentum: self.bn_momentum, dropout: self.dropout.unwrap_or(default_dropout), drop_connect_rate: self.drop_connect_rate, channels_last: self.channels_last }
     }
 }
 
@@ -387,9 +388,19 @@ pub fn run(args: &ImageArgs) -> Result<Map<String, Value>> {
     write_eval(out, metrics, &eval.labels, &cm, extra)
 }
 
+/// How `finetune image eval` runs: batch size, the seed of a fresh head, layout and device.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalOptions {
+    pub batch_size: usize,
+    pub seed: u64,
+    pub channels_last: bool,
+    pub device: Device,
+}
+
 /// `finetune image eval`: scores a model directory on one labelled list. An ImageNet backbone
 /// (no task head) gets a fresh head drawn from `seed`, which shows chance-level accuracy.
-pub fn evaluate(model: &str, data: &ImageData, list: &Path, out: &Path, batch_size: usize, seed: u64, device: Device) -> Result<Map<String, Value>> {
+pub fn evaluate(model: &str, data: &ImageData, list: &Path, out: &Path, o: EvalOptions) -> Result<Map<String, Value>> {
+    let EvalOptions { batch_size, seed, channels_last, device } = o;
     let dir = hub::resolve(model)?;
     let cfg = VisionConfig::from_file(&dir.join("config.json"))?;
     let labels = match &data.label_list {
@@ -403,7 +414,7 @@ pub fn evaluate(model: &str, data: &ImageData, list: &Path, out: &Path, batch_si
         return Err(Error::file(list, format!("the model's classes {:?} differ from the list's {:?}", cfg.labels, set.labels)));
     }
     tch::manual_seed(seed as i64);
-    let o = NetOptionsArgs { bn_momentum: 0.1, dropout: None, drop_connect_rate: 0.0 }.options(vision::Arch::parse(&cfg.architecture)?);
+    let o = NetOptionsArgs { bn_momentum: 0.1, dropout: None, drop_connect_rate: 0.0, channels_last }.options(vision::Arch::parse(&cfg.architecture)?);
     let m = vision::load(&dir, fresh_head.then_some(set.labels.as_slice()), o, device)?;
     if fresh_head {
         tracing::warn!("{} has no task head: scoring a fresh {}-class head (seed {seed}), i.e. chance level", dir.display(), set.labels.len());

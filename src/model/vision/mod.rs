@@ -189,6 +189,7 @@ pub struct ImageClassifier {
     backbone: Backbone,
     fc: nn::Linear,
     dropout: f64,
+    channels_last: bool,
     pub arch: Arch,
 }
 
@@ -201,6 +202,15 @@ pub struct NetOptions {
     pub dropout: f64,
     /// EfficientNet's stochastic depth, scaled linearly over the blocks.
     pub drop_connect_rate: f64,
+    /// Convolution weights and inputs in NHWC strides (timm's `--channels-last`), which the NHWC
+    /// kernels of oneDNN and cuDNN take: same values, rounding-level differences.
+    pub channels_last: bool,
+}
+
+/// `x` [n, c, h, w] with channels-last strides, as PyTorch's
+/// `x.contiguous(memory_format=torch.channels_last)` (tch exposes no memory formats).
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 impl ImageClassifier {
@@ -210,14 +220,31 @@ impl ImageClassifier {
             Arch::EfficientNetLite0 => Backbone::EfficientNet(EfficientNetLite0::new(root, o.bn_momentum, o.drop_connect_rate)),
         };
         let fc = nn::linear(root / arch.head_name(), arch.num_features(), num_classes, Default::default());
-        ImageClassifier { backbone, fc, dropout: o.dropout, arch }
+        ImageClassifier { backbone, fc, dropout: o.dropout, channels_last: o.channels_last, arch }
+    }
+
+    /// Gives the 4-d weights in `vs` channels-last strides when the network was built with
+    /// `channels_last`. Call it once the weights are on their device; loading (`copy_`) and the
+    /// optimizer's moments (`zeros_like`) keep the strides, saving writes plain row-major data.
+    pub fn lay_out_weights(&self, vs: &VarStore) {
+        if !self.channels_last {
+            return;
+        }
+        tch::no_grad(|| {
+            for (_, mut t) in vs.variables() {
+                if t.dim() == 4 {
+                    t.set_data(&channels_last(&t));
+                }
+            }
+        });
     }
 
     /// Pooled backbone features [batch, num_features].
     pub fn features(&self, images: &Tensor, train: bool) -> Tensor {
+        let images = if self.channels_last { channels_last(images) } else { images.shallow_clone() };
         match &self.backbone {
-            Backbone::ResNet(r) => r.features(images, train),
-            Backbone::EfficientNet(e) => e.features(images, train),
+            Backbone::ResNet(r) => r.features(&images, train),
+            Backbone::EfficientNet(e) => e.features(&images, train),
         }
     }
 
@@ -264,5 +291,6 @@ pub fn load(dir: &Path, labels: Option<&[String]>, o: NetOptions, device: Device
     }
     let report = checkpoint::copy_weights(&vs, &path, weights, |name| labels.is_some() && name.starts_with(&head))?;
     vs.set_device(device);
+    net.lay_out_weights(&vs);
     Ok(LoadedImageModel { vs, net, config, newly_initialised: report.newly_initialised })
 }
