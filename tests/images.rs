@@ -119,6 +119,15 @@ fn score_counts_the_confusion_matrix_and_per_class_accuracy() {
     assert_eq!(m["eval_per_class_accuracy"]["c"].as_f64().unwrap(), 0.0);
 }
 
+/// Three training images in classes a, a, b and a random backbone beside them.
+fn run_setup(dir: &Path) -> (ImageData, std::path::PathBuf) {
+    let data = dataset(dir, "a/1.png 0\na/2.png 0\nb/1.png 1\n");
+    let backbone = dir.join("backbone");
+    std::fs::create_dir_all(&backbone).unwrap();
+    random_backbone(&backbone);
+    (data, backbone)
+}
+
 /// A ResNet-18 "ImageNet backbone" with random weights: config.json + model.safetensors.
 fn random_backbone(dir: &Path) {
     tch::manual_seed(0);
@@ -129,13 +138,13 @@ fn random_backbone(dir: &Path) {
     std::fs::write(dir.join("config.json"), r#"{"architecture": "resnet18"}"#).unwrap();
 }
 
-fn train_image(backbone: &Path, data: &ImageData, out: &Path, channels_last: bool) -> serde_json::Map<String, Value> {
+fn train_image(backbone: &Path, data: &ImageData, out: &Path, image_size: u32, channels_last: bool) -> finetune::Result<serde_json::Map<String, Value>> {
     let train = TrainArgs { num_train_epochs: 2.0, per_device_train_batch_size: 2, save_strategy: SaveStrategy::No, logging_steps: 1, ..TrainArgs::default() };
     let args = ImageArgs {
         model: backbone.to_string_lossy().into_owned(),
         data: data.clone(),
         output_dir: out.to_path_buf(),
-        image_size: 64,
+        image_size,
         freeze_backbone: false,
         net: NetOptionsArgs { bn_momentum: 0.1, dropout: None, drop_connect_rate: 0.0, channels_last },
         train,
@@ -145,19 +154,16 @@ fn train_image(backbone: &Path, data: &ImageData, out: &Path, channels_last: boo
         max_eval_samples: None,
         resume: None,
     };
-    finetune::train::image::run(&args).unwrap()
+    finetune::train::image::run(&args)
 }
 
 #[test]
 fn image_runs_in_channels_last_are_deterministic_and_save_plain_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), "a/1.png 0\na/2.png 0\nb/1.png 1\n");
-    let backbone = dir.path().join("backbone");
-    std::fs::create_dir_all(&backbone).unwrap();
-    random_backbone(&backbone);
+    let (data, backbone) = run_setup(dir.path());
     let runs: Vec<_> = [("nchw", false), ("nhwc", true), ("nhwc-again", true)]
         .iter()
-        .map(|(name, cl)| (dir.path().join(name), train_image(&backbone, &data, &dir.path().join(name), *cl)))
+        .map(|(name, cl)| (dir.path().join(name), train_image(&backbone, &data, &dir.path().join(name), 64, *cl).unwrap()))
         .collect();
     let config: Value = serde_json::from_slice(&std::fs::read(runs[1].0.join("run_config.json")).unwrap()).unwrap();
     assert_eq!(config["args"]["net"]["channels_last"], true, "the run config records the layout");
@@ -171,4 +177,13 @@ fn image_runs_in_channels_last_are_deterministic_and_save_plain_weights() {
         let (got, want) = (r["eval_loss"].as_f64().unwrap(), runs[1].1["eval_loss"].as_f64().unwrap());
         assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "eval loss {got} (channels_last {cl}) vs the run's {want}");
     }
+}
+
+#[test]
+fn a_single_image_batch_that_would_leave_batchnorm_one_value_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, backbone) = run_setup(dir.path());
+    // Three images in batches of two: the last batch has one image, at 32 pixels one value per channel.
+    let e = train_image(&backbone, &data, &dir.path().join("out"), 32, false).unwrap_err().to_string();
+    assert!(e.contains("image_size 32") && e.contains("one value per channel"), "{e}");
 }

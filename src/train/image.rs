@@ -327,6 +327,17 @@ pub fn run(args: &ImageArgs) -> Result<Map<String, Value>> {
     let model_dir = hub::resolve(&args.model)?;
     let (train, eval) = args.data.load()?;
     let (train, eval) = (limit(train, args.max_train_samples), limit(eval, args.max_eval_samples));
+    // Train-mode BatchNorm needs two values per channel. These backbones end at 1/32 of the input,
+    // so at 32 pixels or less a one-image batch has one and its statistics turn to NaN (PyTorch's
+    // Python layer refuses the same batch).
+    let b = args.train.per_device_train_batch_size;
+    if !args.freeze_backbone && args.image_size <= 32 && (b == 1 || train.items.len() % b == 1) {
+        return Err(Error::Invalid(format!(
+            "image_size {} with a training batch of one image ({} images, batch size {b}) leaves BatchNorm one value per channel in the last stage; use image_size > 32 or a batch size that leaves no single image",
+            args.image_size,
+            train.items.len()
+        )));
+    }
     let base = VisionConfig::from_file(&model_dir.join("config.json"))?;
     let arch = vision::Arch::parse(&base.architecture)?;
     tch::manual_seed(args.train.seed as i64);
