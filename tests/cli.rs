@@ -71,3 +71,24 @@ fn device_flags_set_precision_optimizer_and_padding_defaults() {
     let (ok, err) = finetune(&["glue", "--task", "rte", "--bf16", "--fp16", "--data-dir", "/nonexistent", "--output-dir", "/tmp/x"]);
     assert!(!ok && err.contains("--bf16") && err.contains("cannot be used with") && err.contains("--fp16"), "{err}");
 }
+
+#[test]
+fn channels_last_takes_an_optional_value_and_defaults_by_device() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        e: finetune::cli::ImageEvalCli,
+    }
+    let parse = |args: &[&str]| {
+        let base = ["t", "--model", "m", "--list", "l.txt", "--data-dir", "d"];
+        T::try_parse_from(base.iter().chain(args).copied()).unwrap().e.channels_last
+    };
+    assert_eq!(parse(&[]), None);
+    assert_eq!(parse(&["--channels-last"]), Some(true));
+    assert_eq!(parse(&["--channels-last", "false"]), Some(false));
+    assert_eq!(parse(&["--channels-last", "true", "--seed", "1"]), Some(true));
+    // Unset, it follows the device: measured faster on the CPU, not yet measured on CUDA.
+    assert!(finetune::model::vision::channels_last_default(tch::Device::Cpu));
+    assert!(!finetune::model::vision::channels_last_default(tch::Device::Cuda(0)));
+}

@@ -56,9 +56,9 @@ pub struct BenchCli {
     pub steps: usize,
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// resnet50 in NHWC memory layout (`finetune image --channels-last`).
-    #[arg(long)]
-    pub channels_last: bool,
+    /// resnet50 in NHWC memory layout (`finetune image --channels-last`; same default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub channels_last: Option<bool>,
     #[command(flatten)]
     pub device: DeviceCli,
 }
@@ -99,6 +99,7 @@ pub fn run(b: BenchCli) -> Result<()> {
     let mut args = TrainArgs::default();
     let device = b.device.apply(&mut args)?;
     crate::model::dropout::set_dropout_rng(args.dropout_rng);
+    let channels_last = b.channels_last.unwrap_or_else(|| crate::model::vision::channels_last_default(device));
     tch::manual_seed(0);
     let batch = b.batch_size.unwrap_or(if b.preset == Preset::Resnet50 { 64 } else { 32 }) as i64;
     let seq = b.max_seq_length.unwrap_or(if b.preset == Preset::BertBaseQa { 384 } else { 128 }) as i64;
@@ -151,7 +152,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             Work { batch: rotate(inputs), loss: Box::new(move |x| Ok(net.batch_loss(x))) }
         }
         Preset::Resnet50 => {
-            let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: b.channels_last };
+            let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last };
             let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R50), 1000, o);
             vs.set_device(device);
             net.lay_out_weights(&vs);
@@ -186,7 +187,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             "batch_size": batch, "max_seq_length": (b.preset != Preset::Resnet50).then_some(seq), "steps": b.steps,
             "padded_tokens_per_step": padded_tokens, "seconds": secs,
             "train_examples_per_second": eps, "device": format!("{device:?}"), "bf16": args.bf16, "fp16": args.fp16,
-            "optim": args.optim_kind, "torch_num_threads": tch::get_num_threads(), "channels_last": b.channels_last,
+            "optim": args.optim_kind, "torch_num_threads": tch::get_num_threads(), "channels_last": (b.preset == Preset::Resnet50).then_some(channels_last),
             "cuda_graphs": graphs.as_ref().map(|g| json!({"captured": g.len(), "replays": g.replays})),
         })
     );
