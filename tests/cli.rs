@@ -82,7 +82,7 @@ fn channels_last_takes_an_optional_value_and_defaults_by_device() {
     }
     let parse = |args: &[&str]| {
         let base = ["t", "--model", "m", "--list", "l.txt", "--data-dir", "d"];
-        T::try_parse_from(base.iter().chain(args).copied()).unwrap().e.channels_last
+        T::try_parse_from(base.iter().chain(args).copied()).unwrap().e.layout.channels_last
     };
     assert_eq!(parse(&[]), None);
     assert_eq!(parse(&["--channels-last"]), Some(true));

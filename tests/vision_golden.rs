@@ -54,6 +54,15 @@ fn formula_images(b: i64, size: i64) -> Tensor {
     (h * 0.05 + w * 0.07 + c + bb).sin()
 }
 
+/// ResNet-18 with `formula_weights` (in NCHW strides until `lay_out_weights`).
+fn formula_resnet18(num_classes: i64, channels_last: bool) -> (VarStore, ImageClassifier) {
+    let vs = VarStore::new(Device::Cpu);
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last };
+    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), num_classes, o);
+    formula_weights(&vs);
+    (vs, net)
+}
+
 /// The 4-d tensor's strides are NHWC's (channels vary fastest).
 fn is_channels_last(t: &Tensor) -> bool {
     let (size, stride) = (t.size(), t.stride());
@@ -65,10 +74,7 @@ fn resnet18_train_step(channels_last: bool) {
     // which also depends on the thread count (the fixture's: 1).
     let g = &golden()[if channels_last { "resnet18_channels_last" } else { "resnet18" }];
     tch::set_num_threads(1);
-    let vs = VarStore::new(Device::Cpu);
-    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last };
-    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 10, o);
-    formula_weights(&vs);
+    let (vs, net) = formula_resnet18(10, channels_last);
     net.lay_out_weights(&vs);
     assert_eq!(is_channels_last(&vs.variables()["layer1.0.conv1.weight"]), channels_last);
     let x = formula_images(2, g["image_size"].as_i64().unwrap());
@@ -148,10 +154,7 @@ fn hf_name(tv: &str) -> String {
 
 #[test]
 fn transformers_resnet_checkpoints_load_under_torchvision_names() {
-    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: false };
-    let vs = VarStore::new(Device::Cpu);
-    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 3, o);
-    formula_weights(&vs);
+    let (vs, net) = formula_resnet18(3, false);
     let dir = tempfile::tempdir().unwrap();
     let named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (hf_name(&n), t)).collect();
     for (hf, _) in &named {
@@ -160,6 +163,7 @@ fn transformers_resnet_checkpoints_load_under_torchvision_names() {
     finetune::model::checkpoint::write_safetensors(&named, &dir.path().join("model.safetensors")).unwrap();
     let cfg = r#"{"model_type": "resnet", "depths": [2, 2, 2, 2], "layer_type": "basic", "id2label": {"0": "a", "1": "b", "2": "c"}}"#;
     std::fs::write(dir.path().join("config.json"), cfg).unwrap();
+    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: false };
     let m = vision::load(dir.path(), None, o, Device::Cpu).unwrap();
     assert_eq!(m.config.architecture, "resnet18");
     let x = formula_images(1, 32);
@@ -170,10 +174,7 @@ fn transformers_resnet_checkpoints_load_under_torchvision_names() {
 
 #[test]
 fn channels_last_weights_save_as_the_same_file() {
-    let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last: true };
-    let vs = VarStore::new(Device::Cpu);
-    let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), 3, o);
-    formula_weights(&vs);
+    let (vs, net) = formula_resnet18(3, true);
     let dir = tempfile::tempdir().unwrap();
     let (nchw, nhwc) = (dir.path().join("nchw.safetensors"), dir.path().join("nhwc.safetensors"));
     finetune::model::checkpoint::save_safetensors(&vs, &nchw).unwrap();

@@ -5,7 +5,7 @@
 //! train_step.py (PyTorch + transformers) can time the very same batches; `bert-base-cls`,
 //! `bert-base-qa` and `resnet50` use random weights and inputs at fixed shapes, the shapes
 //! bench/gpu_bench.py times in PyTorch eager.
-use super::DeviceCli;
+use super::{DeviceCli, LayoutCli};
 use crate::data::batch::{collate, Labels};
 use crate::data::glue::{self, Task};
 use crate::data::tokenize::{load_tokenizer, TextEncoder};
@@ -56,9 +56,8 @@ pub struct BenchCli {
     pub steps: usize,
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// resnet50 in NHWC memory layout (`finetune image --channels-last`; same default).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub channels_last: Option<bool>,
+    #[command(flatten)]
+    pub layout: LayoutCli,
     #[command(flatten)]
     pub device: DeviceCli,
 }
@@ -99,7 +98,7 @@ pub fn run(b: BenchCli) -> Result<()> {
     let mut args = TrainArgs::default();
     let device = b.device.apply(&mut args)?;
     crate::model::dropout::set_dropout_rng(args.dropout_rng);
-    let channels_last = b.channels_last.unwrap_or_else(|| crate::model::vision::channels_last_default(device));
+    let channels_last = b.layout.channels_last(device);
     tch::manual_seed(0);
     let batch = b.batch_size.unwrap_or(if b.preset == Preset::Resnet50 { 64 } else { 32 }) as i64;
     let seq = b.max_seq_length.unwrap_or(if b.preset == Preset::BertBaseQa { 384 } else { 128 }) as i64;

@@ -203,10 +203,8 @@ pub struct ImageTrainCli {
     /// EfficientNet stochastic depth rate (scaled over the blocks).
     #[arg(long, default_value_t = 0.2)]
     pub drop_connect_rate: f64,
-    /// Convolutions in NHWC memory layout (timm's flag; `--channels-last false` turns it off):
-    /// results differ by rounding. Default: on for the CPU (measured 1.7× faster there), off on CUDA.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub channels_last: Option<bool>,
+    #[command(flatten)]
+    pub layout: LayoutCli,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
     #[command(flatten)]
@@ -233,9 +231,8 @@ pub struct ImageEvalCli {
     /// Seed of the fresh head when the model has none.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Convolutions in NHWC memory layout (as `finetune image --channels-last`; same default).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub channels_last: Option<bool>,
+    #[command(flatten)]
+    pub layout: LayoutCli,
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -429,6 +426,22 @@ pub struct RunCli {
     pub max_eval_samples: Option<usize>,
     #[command(flatten)]
     pub device: DeviceCli,
+}
+
+/// Memory layout of convolutions: shared by the image commands and `bench --preset resnet50`.
+#[derive(Args, Debug, Clone)]
+pub struct LayoutCli {
+    /// Convolutions in NHWC memory layout (timm's flag; `--channels-last false` turns it off):
+    /// results differ by rounding. Default: on for the CPU (measured 1.7× faster there), off on CUDA.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub channels_last: Option<bool>,
+}
+
+impl LayoutCli {
+    /// The flag, or the device's default when it is not given.
+    pub fn channels_last(&self, device: Device) -> bool {
+        self.channels_last.unwrap_or_else(|| crate::model::vision::channels_last_default(device))
+    }
 }
 
 /// Device, precision and optimizer implementation: shared by the training commands and `bench`.
@@ -812,7 +825,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let o = crate::train::image::EvalOptions {
                 batch_size: e.eval_batch_size,
                 seed: e.seed,
-                channels_last: e.channels_last.unwrap_or_else(|| crate::model::vision::channels_last_default(device)),
+                channels_last: e.layout.channels_last(device),
                 device,
             };
             let r = crate::train::image::evaluate(&e.model, &e.data.data()?, &e.list, &out, o)?;
@@ -833,7 +846,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     bn_momentum: t.bn_momentum,
                     dropout: t.dropout,
                     drop_connect_rate: t.drop_connect_rate,
-                    channels_last: t.channels_last.unwrap_or_else(|| crate::model::vision::channels_last_default(device)),
+                    channels_last: t.layout.channels_last(device),
                 },
                 train,
                 per_device_eval_batch_size: t.eval_batch_size,
