@@ -33,6 +33,16 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
+/// Writes a JSON map with its keys sorted (as transformers writes `eval_results.json`) and returns
+/// it. Jobs put no timings in such files, so equal runs give equal bytes.
+pub fn write_json_sorted(path: &Path, map: serde_json::Map<String, serde_json::Value>) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut entries: Vec<_> = map.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let sorted: serde_json::Map<String, serde_json::Value> = entries.into_iter().collect();
+    write_json(path, &sorted)?;
+    Ok(sorted)
+}
+
 /// Reads a file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))

@@ -46,11 +46,11 @@ fn missing_data_file_is_named() {
 fn device_flags_set_precision_optimizer_and_padding_defaults() {
     use clap::Parser;
     use finetune::train::optim::OptimizerKind;
-    use finetune::train::trainer::TrainArgs;
+    use finetune::train::args::TrainArgs;
     #[derive(Parser)]
     struct T {
         #[command(flatten)]
-        d: finetune::cli::DeviceCli,
+        d: finetune::cli::flags::DeviceCli,
     }
     let apply = |args: &[&str]| {
         let mut t = TrainArgs::default();
@@ -78,7 +78,7 @@ fn channels_last_takes_an_optional_value_and_defaults_by_device() {
     #[derive(Parser)]
     struct T {
         #[command(flatten)]
-        e: finetune::cli::ImageEvalCli,
+        e: finetune::cli::image::ImageEvalCli,
     }
     let parse = |args: &[&str]| {
         let base = ["t", "--model", "m", "--list", "l.txt", "--data-dir", "d"];
@@ -91,4 +91,50 @@ fn channels_last_takes_an_optional_value_and_defaults_by_device() {
     // Unset, it follows the device: measured faster on the CPU, not yet measured on CUDA.
     assert!(finetune::model::vision::channels_last_default(tch::Device::Cpu));
     assert!(!finetune::model::vision::channels_last_default(tch::Device::Cuda(0)));
+}
+
+/// A log written to a file (stderr not a terminal) is plain text: no ANSI colour codes.
+#[test]
+fn logs_redirected_to_a_file_have_no_escape_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d.csv");
+    std::fs::write(&data, "text,label\nsame text,a\nother text,b\n").unwrap();
+    let d = data.to_str().unwrap();
+    let o = tmp.path().join("o");
+    // The leakage warning is logged before the (absent) model is looked up.
+    let args = ["classify", "--model", "nobody/nothing", "--train-file", d, "--validation-file", d, "--output-dir", o.to_str().unwrap()];
+    let out = Command::new(env!("CARGO_BIN_EXE_finetune")).args(args).env("HF_HUB_OFFLINE", "1").env_remove("NO_COLOR").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN") && stderr.contains("2 of 2 validation examples also occur in the training data"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in a redirected log: {stderr:?}");
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`) the colours remain, unless NO_COLOR.
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIP: util-linux `script` (a pseudo-terminal) is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d.csv");
+    std::fs::write(&data, "text,label\nsame text,a\nother text,b\n").unwrap();
+    let cmd = format!(
+        "{} classify --model nobody/nothing --train-file {d} --validation-file {d} --output-dir {}",
+        env!("CARGO_BIN_EXE_finetune"),
+        tmp.path().join("o").display(),
+        d = data.display()
+    );
+    let on_tty = |no_color: bool| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env("HF_HUB_OFFLINE", "1").env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
+    };
+    let coloured = on_tty(false);
+    assert!(coloured.contains("WARN") && coloured.contains("\u{1b}["), "{coloured:?}");
+    let plain = on_tty(true);
+    assert!(plain.contains("WARN") && !plain.contains("\u{1b}["), "{plain:?}");
 }

@@ -6,7 +6,7 @@ use finetune::data::glue::Task;
 use finetune::train::glue::{run, Baseline, GlueArgs};
 use finetune::train::optim::OptimConfig;
 use finetune::train::schedule::SchedulerType;
-use finetune::train::trainer::{SaveStrategy, TrainArgs};
+use finetune::train::args::{SaveStrategy, TrainArgs};
 use std::path::{Path, PathBuf};
 
 /// A GLUE root holding RTE with the first rows of the real files (and a test file from dev).

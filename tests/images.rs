@@ -5,7 +5,7 @@
 use finetune::data::images::{self, Normalize, Transform};
 use finetune::model::vision::{resnet::Depth, Arch, ImageClassifier, NetOptions};
 use finetune::train::image::{score, EvalOptions, ImageArgs, ImageData, NetOptionsArgs};
-use finetune::train::trainer::{SaveStrategy, TrainArgs};
+use finetune::train::args::{SaveStrategy, TrainArgs};
 use serde_json::Value;
 use std::path::Path;
 use tch::{nn::VarStore, Device, Tensor};

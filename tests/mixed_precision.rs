@@ -200,7 +200,7 @@ fn cuda_autocast_and_clipping() {
 fn cuda_classifier_matches_the_cpu_forward_and_trains_in_mixed_precision() {
     let Some(gpu) = cuda() else { return };
     use finetune::train::step::Stepper;
-    use finetune::train::trainer::TrainArgs;
+    use finetune::train::args::TrainArgs;
     let (mut vs, net) = tiny_classifier(0.1, 3);
     let ids = Tensor::randint_low(1, 300, [4, 16], (Kind::Int64, Device::Cpu));
     let mask = Tensor::ones([4, 16], (Kind::Int64, Device::Cpu));
@@ -266,7 +266,7 @@ fn tiny_classifier(dropout: f64, seed: i64) -> (VarStore, finetune::model::heads
 
 #[test]
 fn cuda_graphs_refuse_the_cpu_and_host_side_optimizers() {
-    use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
+    use finetune::train::{args::TrainArgs, graphs::StepGraphs, step::Stepper};
     let (vs, _net) = tiny_classifier(0.0, 1);
     let stepper = Stepper::new(&vs, &TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() }).unwrap();
     let err = StepGraphs::new(Device::Cpu, &stepper).err().expect("no graphs on the CPU").to_string();
@@ -287,7 +287,7 @@ fn cuda_graphs_refuse_the_cpu_and_host_side_optimizers() {
 #[test]
 fn cuda_graph_steps_match_eager_steps_and_follow_the_schedule() {
     let Some(gpu) = cuda() else { return };
-    use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
+    use finetune::train::{args::TrainArgs, graphs::StepGraphs, step::Stepper};
     let batch = |b: i64, s: i64, k: i64| {
         let ids = ((Tensor::arange(b * s, (Kind::Int64, Device::Cpu)) * (7 + k)).remainder(290) + 5).view([b, s]);
         vec![ids.to_device(gpu), ids.zeros_like().to_device(gpu), ids.ones_like().to_device(gpu), Tensor::arange(b, (Kind::Int64, Device::Cpu)).remainder(2).to_device(gpu)]
@@ -335,7 +335,7 @@ fn cuda_graph_steps_match_eager_steps_and_follow_the_schedule() {
 #[test]
 fn cuda_graph_replays_draw_fresh_dropout_masks() {
     let Some(gpu) = cuda() else { return };
-    use finetune::train::{graphs::StepGraphs, step::Stepper, trainer::TrainArgs};
+    use finetune::train::{args::TrainArgs, graphs::StepGraphs, step::Stepper};
     let (mut vs, net) = tiny_classifier(0.3, 6);
     vs.set_device(gpu);
     let args = TrainArgs { optim_kind: OptimizerKind::AdamwTorchFused, ..TrainArgs::default() };

@@ -3,7 +3,8 @@
 //! the NaN policy. The "model" is one scalar weight, so each case runs in milliseconds.
 use finetune::train::optim::{OptimConfig, OptimizerKind};
 use finetune::train::schedule::SchedulerType;
-use finetune::train::trainer::{train, Evaluation, RunContext, SaveStrategy, TrainArgs, TrainSummary, Workload};
+use finetune::train::args::{SaveStrategy, TrainArgs};
+use finetune::train::trainer::{train, Evaluation, RunContext, TrainSummary, Workload};
 use finetune::{Error, Result};
 use serde_json::{json, Map};
 use tch::{nn, nn::VarStore, Tensor};

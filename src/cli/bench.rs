@@ -5,7 +5,7 @@
 //! train_step.py (PyTorch + transformers) can time the very same batches; `bert-base-cls`,
 //! `bert-base-qa` and `resnet50` use random weights and inputs at fixed shapes, the shapes
 //! bench/gpu_bench.py times in PyTorch eager.
-use super::{DeviceCli, LayoutCli};
+use super::flags::{DeviceCli, LayoutCli};
 use crate::data::batch::{collate, Labels};
 use crate::data::glue::{self, Task};
 use crate::data::tokenize::{load_tokenizer, TextEncoder};
@@ -16,7 +16,7 @@ use crate::model::vision::{Arch, ImageClassifier, NetOptions};
 use crate::model::{checkpoint, config::BertConfig, hub};
 use crate::train::graphs::{run_step, StepGraphs};
 use crate::train::step::{LossFn, Stepper};
-use crate::train::trainer::TrainArgs;
+use crate::train::args::TrainArgs;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;

@@ -56,6 +56,8 @@ pub fn upload(t: Tensor, device: Device) -> Tensor {
 pub enum Labels {
     Classes(Vec<i64>),
     Scores(Vec<f32>),
+    /// Multi-label targets: a row of `num_labels` 0/1 values per example, rows concatenated.
+    MultiHot { num_labels: usize, values: Vec<f32> },
 }
 
 impl Labels {
@@ -80,6 +82,7 @@ impl Labels {
         match self {
             Labels::Classes(v) => v.len(),
             Labels::Scores(v) => v.len(),
+            Labels::MultiHot { num_labels, values } => values.len() / num_labels.max(&1),
         }
     }
 
@@ -87,11 +90,26 @@ impl Labels {
         self.len() == 0
     }
 
-    /// The labels at `indices` as a tensor: i64 classes or f32 scores.
+    /// The labels of the examples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Labels {
+        match self {
+            Labels::Classes(v) => Labels::Classes(idx.iter().map(|&i| v[i]).collect()),
+            Labels::Scores(v) => Labels::Scores(idx.iter().map(|&i| v[i]).collect()),
+            Labels::MultiHot { num_labels: k, values } => {
+                Labels::MultiHot { num_labels: *k, values: idx.iter().flat_map(|&i| values[i * k..(i + 1) * k].iter().copied()).collect() }
+            }
+        }
+    }
+
+    /// The labels at `indices` as a tensor: i64 classes, f32 scores, or f32 rows [n, num_labels].
     pub fn gather(&self, indices: &[usize], device: Device) -> Tensor {
         let t = match self {
             Labels::Classes(v) => Tensor::from_slice(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
             Labels::Scores(v) => Tensor::from_slice(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
+            Labels::MultiHot { num_labels: k, values } => {
+                let rows: Vec<f32> = indices.iter().flat_map(|&i| values[i * k..(i + 1) * k].iter().copied()).collect();
+                Tensor::from_slice(&rows).view([indices.len() as i64, *k as i64])
+            }
         };
         upload(t, device)
     }

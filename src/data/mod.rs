@@ -1,8 +1,10 @@
 //! Data: task readers, tokenisation and batching.
 pub mod batch;
+pub mod classify;
 pub mod glue;
 pub mod images;
 pub mod qa_features;
 pub mod squad;
+pub mod table;
 pub mod tokenize;
 pub mod tsv;

@@ -5,7 +5,7 @@ use crate::data::batch::Labels;
 use crate::data::glue::{self, Task};
 use crate::error::{Error, Result};
 use crate::eval::glue::{score, Predictions};
-use crate::eval::report::{task_score, Run};
+use crate::eval::report::{task_score, Run, RunTask};
 use crate::eval::stats::{paired_bootstrap, Bootstrap};
 use serde::Serialize;
 use std::path::Path;
@@ -38,16 +38,9 @@ fn subset_pred(p: &Predictions, idx: &[usize]) -> Predictions {
     }
 }
 
-fn subset_labels(l: &Labels, idx: &[usize]) -> Labels {
-    match l {
-        Labels::Classes(v) => Labels::Classes(idx.iter().map(|&i| v[i]).collect()),
-        Labels::Scores(v) => Labels::Scores(idx.iter().map(|&i| v[i]).collect()),
-    }
-}
-
 /// Task score (percent) of predictions on the examples at `idx`.
 fn score_at(task: Task, pred: &Predictions, gold: &Labels, idx: &[usize]) -> f64 {
-    let s = score(task, &subset_pred(pred, idx), &subset_labels(gold, idx));
+    let s = score(task, &subset_pred(pred, idx), &gold.select(idx));
     task_score(task, |m| s.iter().find(|(k, _)| k == m).map(|(_, v)| v * 100.0)).unwrap_or(f64::NAN)
 }
 
@@ -57,7 +50,9 @@ pub fn compare(a: &Path, b: &Path, resamples: usize, seed: u64) -> Result<Compar
     if ra.task != rb.task {
         return Err(Error::Invalid(format!("{} is {} but {} is {}", a.display(), ra.task.name(), b.display(), rb.task.name())));
     }
-    let task = ra.task;
+    let RunTask::Glue(task) = ra.task else {
+        return Err(Error::Invalid(format!("{}: `compare` works on GLUE runs; {} is a `finetune classify` run", a.display(), ra.task.name())));
+    };
     let data_dir = ra.data_dir.clone().ok_or_else(|| Error::file(a.join("run_config.json"), "no `args.data_dir`"))?;
     let dev = task.task_dir(&data_dir).join(format!("{}.tsv", task.eval_splits()[0].file));
     let mut examples = glue::read_labelled(task, &dev)?;

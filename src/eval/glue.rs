@@ -1,9 +1,11 @@
 //! GLUE scoring: the metric set each task reports (as the `glue` metric of `evaluate` does) and
 //! `combined_score`, the mean of a task's metrics where it has more than one.
 use crate::data::batch::Labels;
-use crate::data::glue::Task;
+use crate::data::glue::{self, Task};
+use crate::error::{Error, Result};
 use crate::eval::metrics;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use std::path::Path;
 
 /// Model outputs over a split: predicted classes or predicted scores.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,5 +47,42 @@ pub fn objective(scores: &[(String, f64)]) -> f64 {
 pub fn insert_prefixed(map: &mut Map<String, Value>, scores: &[(String, f64)], suffix: &str) {
     for (k, v) in scores {
         map.insert(format!("eval_{k}{suffix}"), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number));
+    }
+}
+
+/// Scores of the majority-class predictor on the task's dev split(s), with run_glue key names.
+pub fn majority_baseline(task: Task, data_dir: &Path, max_train: Option<usize>, max_eval: Option<usize>) -> Result<Map<String, Value>> {
+    let dir = task.task_dir(data_dir);
+    let labels = |file: &str, limit: Option<usize>| -> Result<Labels> {
+        let path = dir.join(format!("{file}.tsv"));
+        let mut ex = glue::read_labelled(task, &path)?;
+        ex.truncate(limit.unwrap_or(usize::MAX));
+        Labels::from_targets(ex.iter().map(|e| e.target)).ok_or_else(|| Error::file(&path, "labels mix classes and scores"))
+    };
+    let train = labels("train", max_train)?;
+    let mut results = Map::new();
+    for split in task.eval_splits() {
+        let gold = labels(split.file, max_eval)?;
+        insert_prefixed(&mut results, &score(task, &majority(&train, gold.len()), &gold), split.key_suffix);
+        results.insert(format!("eval_samples{}", split.key_suffix), json!(gold.len()));
+    }
+    Ok(results)
+}
+
+/// Constant predictions: the most frequent training class (lowest id on ties), or the mean score.
+fn majority(train: &Labels, n: usize) -> Predictions {
+    match train {
+        Labels::Classes(c) => {
+            let k = c.iter().copied().max().unwrap_or(0) as usize + 1;
+            let mut counts = vec![0usize; k];
+            c.iter().for_each(|&x| counts[x as usize] += 1);
+            let best = (0..k).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).unwrap_or(0);
+            Predictions::Classes(vec![best as i64; n])
+        }
+        Labels::Scores(s) => {
+            let mean = s.iter().map(|&x| x as f64).sum::<f64>() / s.len().max(1) as f64;
+            Predictions::Scores(vec![mean; n])
+        }
+        Labels::MultiHot { .. } => unreachable!("GLUE labels are classes or scores"),
     }
 }

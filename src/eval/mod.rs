@@ -1,4 +1,5 @@
 //! Evaluation: official metrics, task scoring, statistics over runs, reports, comparisons, charts.
+pub mod classification;
 pub mod compare;
 pub mod glue;
 pub mod metrics;

@@ -62,12 +62,33 @@ pub fn read_log(path: &Path) -> Result<Vec<Series>> {
     Ok(series)
 }
 
-fn bounds(points: impl Iterator<Item = (f64, f64)> + Clone) -> ((f64, f64), (f64, f64)) {
-    let fold = |f: fn(f64, f64) -> f64, init: f64, get: fn(&(f64, f64)) -> f64| points.clone().map(|p| get(&p)).fold(init, f);
-    let (x0, x1) = (fold(f64::min, f64::INFINITY, |p| p.0), fold(f64::max, f64::NEG_INFINITY, |p| p.0));
-    let (y0, y1) = (fold(f64::min, f64::INFINITY, |p| p.1), fold(f64::max, f64::NEG_INFINITY, |p| p.1));
-    let pad = ((y1 - y0) * 0.05).max(1e-9);
-    ((x0, if x1 > x0 { x1 } else { x0 + 1.0 }), (y0 - pad, y1 + pad))
+/// The range an axis shows for `values`: their span plus 5% each side; a single value (or equal
+/// values) gets a span of its own size, so one point is drawn mid-axis with readable ticks.
+pub fn axis_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let span = if hi > lo { hi - lo } else { lo.abs().max(1e-3) * 0.2 };
+    (lo - 0.05 * span, hi + 0.05 * span)
+}
+
+/// A tick label with just enough digits that ticks on an axis from `lo` to `hi` (at most about
+/// ten of them) read differently: decimals from the tick spacing, scientific notation for axes
+/// of very small or very large values (learning rates).
+pub fn tick_label(v: f64, lo: f64, hi: f64) -> String {
+    let spacing = (hi - lo).abs() / 10.0;
+    if !(spacing.is_finite() && spacing > 0.0) {
+        return format!("{v}");
+    }
+    let spacing_exp = spacing.log10().floor() as i32;
+    let magnitude = lo.abs().max(hi.abs());
+    if !(1e-2..1e5).contains(&magnitude) {
+        let digits = (magnitude.log10().floor() as i32 - spacing_exp).clamp(0, 8) as usize;
+        return format!("{v:.digits$e}");
+    }
+    let decimals = (-spacing_exp).clamp(0, 10) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// Draws the three learning-curve panels of a run into `png`.
@@ -86,12 +107,15 @@ fn draw_curves(series: &[Series], file: &Path, png: &Path, title: &str) -> Resul
     let root = BitMapBackend::new(file, (1500, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(png, e))?;
     let root = root.titled(title, (FONT, 22)).map_err(|e| plot_err(png, e))?;
+    // Every panel spans the whole run (step 0 to the last step logged), so a lone evaluation is
+    // drawn where it happened rather than on an axis of its own.
+    let last_step = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0, f64::max);
+    let (x0, x1) = (0.0, last_step);
     for ((name, group), area) in panels.iter().zip(root.split_evenly((1, 3))) {
-        let pts = group.iter().flat_map(|s| s.points.iter().copied());
-        if pts.clone().next().is_none() {
+        if group.iter().all(|s| s.points.is_empty()) {
             continue;
         }
-        let ((x0, x1), (y0, y1)) = bounds(pts);
+        let (y0, y1) = axis_range(group.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
         let mut chart = ChartBuilder::on(&area)
             .caption(*name, (FONT, 18))
             .margin(12)
@@ -103,7 +127,8 @@ fn draw_curves(series: &[Series], file: &Path, png: &Path, title: &str) -> Resul
             .configure_mesh()
             .x_desc("step")
             .label_style((FONT, 13))
-            .y_label_formatter(&|y| if y.abs() < 1e-2 && *y != 0.0 { format!("{y:.1e}") } else { format!("{y:.3}") })
+            .x_label_formatter(&|x| tick_label(*x, x0, x1))
+            .y_label_formatter(&|y| tick_label(*y, y0, y1))
             .draw()
             .map_err(|e| plot_err(png, e))?;
         for (i, s) in group.iter().enumerate() {
@@ -139,7 +164,7 @@ pub fn seed_spread(rows: &[(String, Vec<f64>)], png: &Path, y_desc: &str) -> Res
 }
 
 fn draw_spread(rows: &[(String, Vec<f64>)], file: &Path, png: &Path, y_desc: &str) -> Result<()> {
-    let (_, (y0, y1)) = bounds(rows.iter().flat_map(|(_, v)| v.iter().map(|&v| (0.0, v))));
+    let (y0, y1) = axis_range(rows.iter().flat_map(|(_, v)| v.iter().copied()));
     let pad = (y1 - y0).max(1.0) * 0.1;
     let root = BitMapBackend::new(file, (200 + 110 * rows.len() as u32, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(png, e))?;

@@ -2,12 +2,16 @@
 //! `run_config.json`), aggregate them per task over seeds, and render the leaderboard table the
 //! paper's Tables 3 and 5 show — ours as mean ± std (n), published references with their sources,
 //! the majority-class baseline, the difference, training cost — then the GLUE score as both the
-//! arithmetic and the geometric mean of per-task scores.
+//! arithmetic and the geometric mean of per-task scores. Runs of `finetune classify` on a user's
+//! own data get rows of their own (named after the training file; accuracy and macro F1, macro and
+//! micro F1 for multi-label, Pearson and Spearman for regression; scored by their main metric) and
+//! stay out of the GLUE score.
 //!
 //! Per-task score (what the GLUE leaderboard averages): the task's metric, or the mean of its two
 //! metrics (MRPC F1/accuracy, STS-B Pearson/Spearman, QQP accuracy/F1, MNLI matched/mismatched),
 //! averaged before the mean over tasks. Scores are percentages. The geometric mean is undefined
 //! when a task score is negative (CoLA's MCC can be); the report then says which task.
+use crate::data::classify::ProblemType;
 use crate::data::glue::Task;
 use crate::error::{Error, Result};
 use crate::eval::references::{self, Source};
@@ -17,11 +21,35 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// What a run was trained on: a GLUE task, or a user's own data set (`finetune classify`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunTask {
+    Glue(Task),
+    Own { name: String, problem: ProblemType },
+}
+
+impl RunTask {
+    pub fn name(&self) -> String {
+        match self {
+            RunTask::Glue(t) => t.name().into(),
+            RunTask::Own { name, .. } => name.clone(),
+        }
+    }
+
+    /// Rows come in GLUE order, then own data sets by name.
+    fn order(&self) -> (usize, String) {
+        match self {
+            RunTask::Glue(t) => (Task::ALL.iter().position(|x| x == t).unwrap_or(0), String::new()),
+            RunTask::Own { name, .. } => (Task::ALL.len(), name.clone()),
+        }
+    }
+}
+
 /// One finished run.
 #[derive(Debug, Clone)]
 pub struct Run {
     pub dir: PathBuf,
-    pub task: Task,
+    pub task: RunTask,
     pub model: String,
     pub seed: u64,
     pub data_dir: Option<PathBuf>,
@@ -41,11 +69,14 @@ impl Run {
         let cfg = read_json(&dir.join("run_config.json"))?;
         let cfg_path = dir.join("run_config.json");
         let args = cfg.get("args").ok_or_else(|| Error::file(&cfg_path, "no `args` object"))?;
-        let task: Task = args
-            .get("task")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::file(&cfg_path, "no `args.task`"))?
-            .parse()?;
+        let task = if cfg.get("command").and_then(Value::as_str) == Some("classify") {
+            let problem = serde_json::from_value(cfg.get("problem_type").cloned().unwrap_or_default())
+                .map_err(|e| Error::file(&cfg_path, format!("`problem_type`: {e}")))?;
+            let file = args.get("train_file").and_then(Value::as_str).unwrap_or("own data");
+            RunTask::Own { name: crate::data::classify::data_name(Path::new(file)), problem }
+        } else {
+            RunTask::Glue(args.get("task").and_then(Value::as_str).ok_or_else(|| Error::file(&cfg_path, "no `args.task`"))?.parse()?)
+        };
         let eval = read_json(&dir.join("eval_results.json"))?.as_object().cloned().unwrap_or_default();
         let train = read_json(&dir.join("train_results.json")).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
         let usize_of = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| n as usize);
@@ -95,6 +126,17 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Run>> {
     dirs.iter().map(|d| Run::load(d)).collect()
 }
 
+/// The metrics a row shows: a GLUE task's in run_glue README order; for own data the problem's
+/// main metric first.
+pub fn row_metrics(task: &RunTask) -> &'static [&'static str] {
+    match task {
+        RunTask::Glue(t) => display_metrics(*t),
+        RunTask::Own { problem: ProblemType::SingleLabel, .. } => &["accuracy", "f1_macro"],
+        RunTask::Own { problem: ProblemType::MultiLabel, .. } => &["f1_macro", "f1_micro"],
+        RunTask::Own { problem: ProblemType::Regression, .. } => &["pearson", "spearmanr"],
+    }
+}
+
 /// The metrics a task reports, in run_glue README order.
 pub fn display_metrics(task: Task) -> &'static [&'static str] {
     match task {
@@ -126,6 +168,8 @@ pub fn task_score(task: Task, get: impl Fn(&str) -> Option<f64>) -> Option<f64> 
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub task: String,
+    /// A GLUE task (counted in the GLUE score), not a user's own data set.
+    pub glue: bool,
     pub model: String,
     pub metrics: Vec<String>,
     pub seeds: Vec<u64>,
@@ -161,9 +205,10 @@ pub struct Report {
     pub seed_spread_png: Option<PathBuf>,
 }
 
-fn reference_values(source: &Source, task: Task) -> Option<Vec<f64>> {
+fn reference_values(source: &Source, task: &RunTask) -> Option<Vec<f64>> {
+    let RunTask::Glue(task) = task else { return None };
     let rows = source.task(task.name());
-    display_metrics(task).iter().map(|m| rows.iter().find(|r| r.0 == *m).map(|r| r.1)).collect()
+    display_metrics(*task).iter().map(|m| rows.iter().find(|r| r.0 == *m).map(|r| r.1)).collect()
 }
 
 fn mean_of(runs: &[&Run], key: &str) -> Option<f64> {
@@ -174,29 +219,35 @@ fn mean_of(runs: &[&Run], key: &str) -> Option<f64> {
 /// Aggregates runs into rows (one per model and task, in GLUE order). Missing learning-curve PNGs
 /// are drawn from each run's log; `assets_dir` receives the seed-spread chart.
 pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
-    let mut groups: BTreeMap<(String, usize), Vec<&Run>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, (usize, String)), Vec<&Run>> = BTreeMap::new();
     for r in runs {
-        let order = Task::ALL.iter().position(|t| *t == r.task).unwrap_or(0);
-        groups.entry((r.model.clone(), order)).or_default().push(r);
+        groups.entry((r.model.clone(), r.task.order())).or_default().push(r);
     }
     let mut rows = Vec::new();
     for ((model, _), mut group) in groups {
         group.sort_by_key(|r| r.seed);
-        let task = group[0].task;
-        let metrics = display_metrics(task);
+        let task = &group[0].task;
+        let metrics = row_metrics(task);
         let ours: Vec<Summary> = metrics
             .iter()
             .filter_map(|m| stats::summarize(&group.iter().filter_map(|r| r.metric(m)).collect::<Vec<_>>()))
             .collect();
-        let scores: Vec<f64> = group.iter().filter_map(|r| task_score(task, |m| r.metric(m))).collect();
+        let scores: Vec<f64> = group
+            .iter()
+            .filter_map(|r| match task {
+                RunTask::Glue(t) => task_score(*t, |m| r.metric(m)),
+                RunTask::Own { .. } => r.metric(metrics[0]),
+            })
+            .collect();
         let ours_task_score = stats::summarize(&scores);
         let hf = reference_values(&references::HF_RUN_GLUE, task);
         let first = group[0];
-        let majority = first.data_dir.as_ref().and_then(|d| {
-            crate::train::glue::majority_baseline(task, d, first.max_train_samples, first.max_eval_samples)
-                .map_err(|e| tracing::warn!("majority baseline for {}: {e}", task.name()))
-                .ok()
-        });
+        let majority = match (task, &first.data_dir) {
+            (RunTask::Glue(t), Some(d)) => crate::eval::glue::majority_baseline(*t, d, first.max_train_samples, first.max_eval_samples)
+                .map_err(|e| tracing::warn!("majority baseline for {}: {e}", t.name()))
+                .ok(),
+            _ => None,
+        };
         let majority: Option<Vec<f64>> = majority.and_then(|m| {
             metrics.iter().map(|k| m.get(&format!("eval_{k}")).and_then(Value::as_f64).map(|v| v * 100.0)).collect()
         });
@@ -214,7 +265,8 @@ pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
             }
         }
         rows.push(Row {
-            task: task.name().into(),
+            glue: matches!(task, RunTask::Glue(_)),
+            task: task.name(),
             model,
             metrics: metrics.iter().map(|m| m.to_string()).collect(),
             seeds: group.iter().map(|r| r.seed).collect(),
@@ -235,12 +287,12 @@ pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
         });
     }
 
-    let mut models: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
+    let mut models: Vec<String> = rows.iter().filter(|r| r.glue).map(|r| r.model.clone()).collect();
     models.dedup();
     let glue_score = models
         .into_iter()
         .map(|model| {
-            let mine: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.ours_task_score.is_some()).collect();
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.glue && r.ours_task_score.is_some()).collect();
             let tasks: Vec<String> = mine.iter().map(|r| r.task.clone()).collect();
             let columns: [(&str, Vec<Option<f64>>); 4] = [
                 ("finetune", mine.iter().map(|r| r.ours_task_score.as_ref().map(|s| s.mean)).collect()),
@@ -376,7 +428,9 @@ pub fn markdown(report: &Report, base: Option<&Path>) -> String {
     for r in &report.rows {
         s += &format!("| {} |\n", cells(r).join(" | "));
     }
-    s += "\nGLUE score over the tasks above (task score = its metric, or the mean of its two metrics, averaged before the mean over tasks):\n\n";
+    if !report.glue_score.is_empty() {
+        s += "\nGLUE score over the GLUE tasks above (task score = its metric, or the mean of its two metrics, averaged before the mean over tasks):\n\n";
+    }
     for (title, cols) in score_lines(report) {
         s += &format!("{title}\n\n| | arithmetic mean | geometric mean |\n|---|---|---|\n");
         for (name, a, g) in cols {

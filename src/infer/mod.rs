@@ -3,8 +3,10 @@
 //! probabilities, or scores. The same batching function computes the logits evaluation reports,
 //! so `finetune predict` reproduces evaluation exactly.
 pub mod input;
+pub mod qa;
 
 use crate::data::batch::collate;
+use crate::data::classify::ProblemType;
 use crate::data::tokenize::{load_tokenizer, Features, TextEncoder};
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
@@ -32,10 +34,20 @@ pub struct Prediction {
     pub label_id: Option<i64>,
     /// Probability of the predicted label, or the predicted value for regression.
     pub score: f64,
-    /// Probability of every label, in id order (classification).
+    /// Probability of every label, in id order (classification; independent sigmoids for
+    /// multi-label).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<Vec<f64>>,
+    /// Multi-label: every label whose probability exceeds the model's threshold, most probable first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<LabelScore>>,
     pub logits: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelScore {
+    pub label: String,
+    pub probability: f64,
 }
 
 /// Padded tokens a batch may spend beyond its real tokens: more than this and the batch is split.
@@ -103,17 +115,20 @@ pub struct Classifier {
     pub encoder: TextEncoder,
     /// Label names by id; `None` for regression.
     pub labels: Option<Vec<String>>,
+    pub problem: ProblemType,
+    /// Multi-label decision threshold (run_config.json's `threshold`, else 0.5).
+    pub threshold: f64,
     pub max_seq_length: usize,
     pub model_dir: PathBuf,
     pub task: Option<String>,
     pub device: Device,
 }
 
-/// `max_seq_length` the model was fine-tuned with, from the run's `run_config.json` when the model
+/// An argument the model was fine-tuned with, from the run's `run_config.json` when the model
 /// directory is a run directory.
-fn trained_max_seq_length(dir: &Path) -> Option<usize> {
+fn trained_arg(dir: &Path, name: &str) -> Option<Value> {
     let v: Value = serde_json::from_slice(&std::fs::read(dir.join("run_config.json")).ok()?).ok()?;
-    v.pointer("/args/max_seq_length")?.as_u64().map(|n| n as usize)
+    v.pointer(&format!("/args/{name}")).cloned()
 }
 
 impl Classifier {
@@ -124,7 +139,12 @@ impl Classifier {
         let id2label = cfg.id2label.clone().ok_or_else(|| {
             Error::file(&cfg_path, "no `id2label`: not a fine-tuned classifier (fine-tune it with `finetune glue` first)")
         })?;
-        let regression = cfg.problem_type.as_deref() == Some("regression") || id2label.len() == 1;
+        let problem = match cfg.problem_type.as_deref() {
+            Some(p) => p.parse().map_err(|_| Error::file(&cfg_path, format!("problem_type `{p}`; expected single_label_classification, multi_label_classification or regression")))?,
+            None if id2label.len() == 1 => ProblemType::Regression,
+            None => ProblemType::SingleLabel,
+        };
+        let regression = problem == ProblemType::Regression;
         let mut labels: Vec<(i64, String)> = id2label
             .iter()
             .map(|(k, v)| k.parse::<i64>().map(|k| (k, v.clone())).map_err(|_| Error::file(&cfg_path, format!("id2label key `{k}` is not an integer"))))
@@ -138,12 +158,14 @@ impl Classifier {
         if !report.newly_initialised.is_empty() {
             return Err(Error::file(dir, format!("weights lack {:?}: not a fine-tuned classifier", report.newly_initialised)));
         }
-        let max_seq_length = max_seq_length.or_else(|| trained_max_seq_length(dir)).unwrap_or(128);
+        let max_seq_length = max_seq_length.or_else(|| trained_arg(dir, "max_seq_length")?.as_u64().map(|n| n as usize)).unwrap_or(128);
         Ok(Classifier {
             _vs: vs,
             net,
             encoder: TextEncoder::new(load_tokenizer(dir)?, max_seq_length)?,
             labels: (!regression).then(|| labels.into_iter().map(|(_, n)| n).collect()),
+            problem,
+            threshold: trained_arg(dir, "threshold").and_then(|v| v.as_f64()).unwrap_or(0.5),
             max_seq_length,
             model_dir: dir.into(),
             task: cfg.extra.get("finetuning_task").and_then(Value::as_str).map(str::to_string),
@@ -171,17 +193,25 @@ impl Classifier {
     }
 
     fn prediction(&self, logits: Vec<f32>) -> Prediction {
-        match &self.labels {
-            None => Prediction { label: None, label_id: None, score: logits[0] as f64, probabilities: None, logits },
-            Some(names) => {
+        let none = Prediction { label: None, label_id: None, score: logits[0] as f64, probabilities: None, labels: None, logits: Vec::new() };
+        match (&self.labels, self.problem) {
+            (Some(names), ProblemType::MultiLabel) => {
+                let p: Vec<f64> = logits.iter().map(|&l| 1.0 / (1.0 + (-(l as f64)).exp())).collect();
+                let mut on: Vec<usize> = (0..p.len()).filter(|&i| p[i] > self.threshold).collect();
+                on.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+                let labels = on.iter().map(|&i| LabelScore { label: names[i].clone(), probability: p[i] }).collect();
+                Prediction { score: p.iter().copied().fold(0.0, f64::max), probabilities: Some(p), labels: Some(labels), logits, ..none }
+            }
+            (Some(names), _) => {
                 // Softmax in f64 with the max subtracted, so large logits cannot overflow.
                 let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 let p: Vec<f64> = e.iter().map(|x| x / z).collect();
                 let best = (0..p.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
-                Prediction { label: Some(names[best].clone()), label_id: Some(best as i64), score: p[best], probabilities: Some(p), logits }
+                Prediction { label: Some(names[best].clone()), label_id: Some(best as i64), score: p[best], probabilities: Some(p), logits, ..none }
             }
+            (None, _) => Prediction { logits, ..none },
         }
     }
 
@@ -190,7 +220,7 @@ impl Classifier {
         json!({
             "model_dir": self.model_dir,
             "task": self.task,
-            "problem_type": if self.labels.is_some() { "single_label_classification" } else { "regression" },
+            "problem_type": self.problem.hf_name(),
             "labels": self.labels,
             "max_seq_length": self.max_seq_length,
             "device": format!("{:?}", self.device),
@@ -218,4 +248,20 @@ mod tests {
         // Equal lengths fill whole batches.
         assert_eq!(length_batches(&[5; 10], 4).iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
     }
+}
+
+/// One JSON line per prediction, `{"id", ...prediction}`, in input order.
+pub fn predictions_jsonl(rows: &[input::Row], preds: &[Prediction]) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        id: &'a str,
+        #[serde(flatten)]
+        prediction: &'a Prediction,
+    }
+    let mut out = String::new();
+    for (row, pred) in rows.iter().zip(preds) {
+        out += &serde_json::to_string(&Line { id: &row.id, prediction: pred }).expect("prediction serialises");
+        out.push('\n');
+    }
+    out
 }

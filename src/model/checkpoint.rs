@@ -2,6 +2,7 @@
 //! Face directories. `model.safetensors` is read with the safetensors crate (so a truncated or
 //! corrupt file is a clear error, not a crash); `pytorch_model.bin` is the fallback. Names are
 //! accepted with or without the `bert.` prefix; every tensor's shape is checked against the config.
+use crate::data::classify::ProblemType;
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
 use crate::model::heads::{QuestionAnswering, SequenceClassifier};
@@ -228,16 +229,17 @@ pub fn write_safetensors(named: &[(String, Tensor)], path: &Path) -> Result<()> 
     crate::io::write_atomic(path, &bytes)
 }
 
-/// Writes `config.json` of a fine-tuned sequence classifier: the base config plus labels.
-pub fn save_config(cfg: &BertConfig, labels: Option<&[&str]>, task: &str, path: &Path) -> Result<()> {
+/// Writes `config.json` of a fine-tuned sequence classifier: the base config plus labels and the
+/// problem type, so `AutoModelForSequenceClassification` picks the same loss.
+pub fn save_config(cfg: &BertConfig, labels: Option<&[String]>, problem: ProblemType, task: &str, path: &Path) -> Result<()> {
     let mut cfg = cfg.clone();
     let names: Vec<String> = match labels {
-        Some(l) => l.iter().map(|s| s.to_string()).collect(),
+        Some(l) => l.to_vec(),
         None => vec!["LABEL_0".into()],
     };
     cfg.id2label = Some(names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone())).collect());
     cfg.label2id = Some(names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect());
-    cfg.problem_type = Some(if labels.is_some() { "single_label_classification" } else { "regression" }.into());
+    cfg.problem_type = Some(problem.hf_name().into());
     cfg.extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
     cfg.extra.insert("finetuning_task".into(), serde_json::json!(task));
     cfg.model_type = Some("bert".into());

@@ -1,6 +1,8 @@
 //! Task heads on top of the encoder. `BertForSequenceClassification` as in transformers: pooled
-//! [CLS] → dropout → linear; `num_labels = 1` is regression trained with MSE, otherwise
-//! cross-entropy over `num_labels` classes.
+//! [CLS] → dropout → linear, with the loss of its `problem_type`: MSE for regression
+//! (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally class-weighted), or one
+//! sigmoid per label with binary cross-entropy for multi-label classification.
+use crate::data::classify::ProblemType;
 use crate::model::bert::{linear, Bert};
 use crate::model::config::BertConfig;
 use crate::model::dropout::dropout;
@@ -13,6 +15,9 @@ pub struct SequenceClassifier {
     classifier: nn::Linear,
     dropout: f64,
     pub num_labels: i64,
+    pub problem: ProblemType,
+    /// Per-class weights of the cross-entropy, or per-label positive weights of the BCE.
+    class_weights: Option<Tensor>,
 }
 
 impl SequenceClassifier {
@@ -23,7 +28,17 @@ impl SequenceClassifier {
             classifier: linear(root / "classifier", cfg.hidden_size, num_labels, cfg),
             dropout: cfg.classifier_dropout(),
             num_labels,
+            problem: if num_labels == 1 { ProblemType::Regression } else { ProblemType::SingleLabel },
+            class_weights: None,
         }
+    }
+
+    /// Sets the problem type (and so the loss) and optional class weights (`[num_labels]`, on the
+    /// model's device).
+    pub fn with_problem(mut self, problem: ProblemType, class_weights: Option<Tensor>) -> Self {
+        self.problem = problem;
+        self.class_weights = class_weights;
+        self
     }
 
     /// Logits [batch, num_labels].
@@ -32,12 +47,14 @@ impl SequenceClassifier {
         self.classifier.forward(&dropout(&pooled, self.dropout, train))
     }
 
-    /// Mean loss of `logits` against `labels` (i64 classes, or f32 scores when regressing).
+    /// Mean loss of `logits` against `labels`: i64 classes, f32 scores when regressing, f32 0/1
+    /// rows for multi-label.
     pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        if self.num_labels == 1 {
-            logits.squeeze_dim(-1).mse_loss(&labels.to_kind(logits.kind()), Reduction::Mean)
-        } else {
-            logits.cross_entropy_for_logits(labels)
+        match (self.problem, &self.class_weights) {
+            (ProblemType::Regression, _) => logits.squeeze_dim(-1).mse_loss(&labels.to_kind(logits.kind()), Reduction::Mean),
+            (ProblemType::SingleLabel, None) => logits.cross_entropy_for_logits(labels),
+            (ProblemType::SingleLabel, Some(w)) => logits.cross_entropy_loss(labels, Some(w), Reduction::Mean, -100, 0.0),
+            (ProblemType::MultiLabel, w) => logits.binary_cross_entropy_with_logits(&labels.to_kind(logits.kind()), None::<&Tensor>, w.as_ref(), Reduction::Mean),
         }
     }
 

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::model::checkpoint;
 use crate::model::hub;
 use crate::model::vision::{self, LoadedImageModel, NetOptions, VisionConfig};
-use crate::train::trainer::{self, Evaluation, ResumeFrom, RunContext, TrainArgs, Workload};
+use crate::train::args::{ResumeFrom, TrainArgs};
+use crate::train::trainer::{self, Evaluation, RunContext, Workload};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -181,10 +182,7 @@ pub fn score(logits: &Tensor, set: &ImageSet) -> (Map<String, Value>, Vec<Vec<us
     let k = set.labels.len();
     let loss = logits.cross_entropy_for_logits(&Tensor::from_slice(&gold)).double_value(&[]);
     let pred = Vec::<i64>::try_from(logits.argmax(-1, false)).unwrap_or_default();
-    let mut cm = vec![vec![0usize; k]; k];
-    for (&g, &p) in gold.iter().zip(&pred) {
-        cm[g as usize][p as usize] += 1;
-    }
+    let cm = crate::eval::classification::confusion_matrix(&pred, &gold, k);
     let correct: usize = (0..k).map(|i| cm[i][i]).sum();
     let per_class: Map<String, Value> =
         set.labels.iter().enumerate().map(|(i, name)| (name.clone(), json!(cm[i][i] as f64 / cm[i].iter().sum::<usize>().max(1) as f64))).collect();
@@ -196,30 +194,12 @@ pub fn score(logits: &Tensor, set: &ImageSet) -> (Map<String, Value>, Vec<Vec<us
     (m, cm)
 }
 
-/// The confusion matrix as an aligned text table.
-pub fn confusion_text(labels: &[String], cm: &[Vec<usize>]) -> String {
-    let w = labels.iter().map(|l| l.len()).max().unwrap_or(4).max(6);
-    let mut s = format!("{:>w$} | predicted →\n{:>w$} |", "true ↓", "");
-    for l in labels {
-        s += &format!(" {l:>w$}");
-    }
-    s += "\n";
-    for (l, row) in labels.iter().zip(cm) {
-        s += &format!("{l:>w$} |");
-        for n in row {
-            s += &format!(" {n:>w$}");
-        }
-        s += "\n";
-    }
-    s
-}
-
 /// Writes `eval_results.json`, `confusion_matrix.txt` and `confusion_matrix.png` into `out`.
 pub fn write_eval(out: &Path, mut metrics: Map<String, Value>, labels: &[String], cm: &[Vec<usize>], extra: Map<String, Value>) -> Result<Map<String, Value>> {
-    crate::io::write_atomic(&out.join("confusion_matrix.txt"), confusion_text(labels, cm).as_bytes())?;
+    crate::io::write_atomic(&out.join("confusion_matrix.txt"), crate::eval::classification::confusion_text(labels, cm).as_bytes())?;
     crate::eval::plots::confusion_matrix(&out.join("confusion_matrix.png"), labels, cm)?;
     metrics.extend(extra);
-    crate::train::glue::finish(out, metrics)
+    crate::io::write_json_sorted(&out.join("eval_results.json"), metrics)
 }
 
 /// Writes the model directory: `model.safetensors` and its `config.json`.

@@ -1,4 +1,6 @@
 //! Training: the optimisation loop, optimizer, LR schedule, run logs and the per-workload jobs.
+pub mod args;
+pub mod classify;
 pub mod glue;
 pub mod graphs;
 pub mod image;
@@ -9,6 +11,7 @@ pub mod optim;
 pub mod resume;
 pub mod scaler;
 pub mod schedule;
+pub mod seq_cls;
 pub mod squad;
 pub mod step;
 pub mod sweep;

@@ -6,18 +6,17 @@
 use crate::data::batch::{collate, upload};
 use crate::data::qa_features::{self, QaConfig, QaFeature};
 use crate::data::squad::{self, SquadExample};
-use crate::data::tokenize::load_tokenizer;
 use crate::error::{Error, Result};
-use crate::eval::qa_post::{postprocess, PostConfig, Predictions};
+use crate::eval::qa_post::{PostConfig, Predictions};
 use crate::eval::squad::{evaluate, Question};
+use crate::infer::qa::{load_model, QaModel};
 use crate::model::checkpoint;
-use crate::model::config::BertConfig;
-use crate::model::heads::QuestionAnswering;
 use crate::model::hub;
-use crate::train::trainer::{self, Evaluation, ResumeFrom, RunContext, TrainArgs, Workload};
+use crate::train::args::{ResumeFrom, TrainArgs};
+use crate::train::trainer::{self, Evaluation, RunContext, Workload};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SquadArgs {
@@ -53,66 +52,6 @@ impl SquadArgs {
             null_score_diff_threshold: self.null_score_diff_threshold,
         }
     }
-}
-
-/// Start and end logits of every feature (trimmed to its length), in feature order, computed over
-/// length-sorted batches with dropout off.
-pub fn qa_logits(net: &QuestionAnswering, features: &[QaFeature], pad_id: i64, batch_size: usize, device: Device) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let lengths: Vec<usize> = features.iter().map(|f| f.features.input_ids.len()).collect();
-    let mut start = vec![Vec::new(); features.len()];
-    let mut end = vec![Vec::new(); features.len()];
-    tch::no_grad(|| {
-        for chunk in crate::infer::length_batches(&lengths, batch_size) {
-            let b = collate(features, &chunk, pad_id, 1, device);
-            let (s, e) = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
-            let (s, e) = (s.to_device(Device::Cpu).to_kind(Kind::Float), e.to_device(Device::Cpu).to_kind(Kind::Float));
-            for (row, &i) in chunk.iter().enumerate() {
-                let n = lengths[i] as i64;
-                start[i] = Vec::<f32>::try_from(s.get(row as i64).narrow(0, 0, n)).unwrap_or_default();
-                end[i] = Vec::<f32>::try_from(e.get(row as i64).narrow(0, 0, n)).unwrap_or_default();
-            }
-        }
-    });
-    (start, end)
-}
-
-/// A loaded QA model with what post-processing needs.
-pub struct QaModel {
-    pub vs: VarStore,
-    pub net: QuestionAnswering,
-    pub cfg: BertConfig,
-    pub tokenizer: tokenizers::Tokenizer,
-    pub pad_id: i64,
-    pub source_dir: PathBuf,
-}
-
-impl QaModel {
-    /// Answers for `examples`, with the official scores when the examples carry answers.
-    pub fn predict(&self, examples: &[SquadExample], qa: QaConfig, post: PostConfig, batch_size: usize) -> Result<(Predictions, usize)> {
-        let tok = qa_features::window_tokenizer(&self.tokenizer, qa)?;
-        let feats = qa_features::build(&tok, examples, qa, false)?;
-        let (start, end) = qa_logits(&self.net, &feats.features, self.pad_id, batch_size, self.vs.device());
-        Ok((postprocess(examples, &feats.features, &start, &end, post), feats.features.len()))
-    }
-
-    /// Writes an HF-style `BertForQuestionAnswering` directory.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        checkpoint::save_safetensors(&self.vs, &dir.join("model.safetensors"))?;
-        let mut cfg = self.cfg.clone();
-        cfg.extra.insert("architectures".into(), json!(["BertForQuestionAnswering"]));
-        cfg.model_type = Some("bert".into());
-        crate::io::write_json(&dir.join("config.json"), &cfg)?;
-        checkpoint::save_tokenizer(&self.tokenizer, &self.source_dir, dir)
-    }
-}
-
-/// Loads a model directory as a QA model (a fresh `qa_outputs` if the checkpoint has none).
-pub fn load_model(dir: &Path, device: Device) -> Result<(QaModel, Vec<String>)> {
-    let cfg = BertConfig::from_file(&dir.join("config.json"))?;
-    let (vs, net, report) = checkpoint::load_question_answering(dir, &cfg, device)?;
-    let tokenizer = load_tokenizer(dir)?;
-    let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0) as i64;
-    Ok((QaModel { vs, net, cfg, tokenizer, pad_id, source_dir: dir.into() }, report.newly_initialised))
 }
 
 fn questions(examples: &[SquadExample]) -> Vec<Question> {
@@ -225,7 +164,7 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     model.save(out)?;
     crate::io::write_json(&out.join("train_results.json"), &summary.results(train_feats.features.len(), args.device))?;
     crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("squad seed {}", args.train.seed))?;
-    crate::train::glue::finish(out, results)
+    crate::io::write_json_sorted(&out.join("eval_results.json"), results)
 }
 
 /// Splits a SQuAD file into train and dev files by whole articles (seeded), so no paragraph of a

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::torch_ext::maybe_autocast;
 use crate::train::optim::{AdamW, OptimizerKind};
 use crate::train::scaler::GradScaler;
-use crate::train::trainer::TrainArgs;
+use crate::train::args::TrainArgs;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 pub struct Stepper {

@@ -1,0 +1,64 @@
+//! `finetune predict`: a fine-tuned model over an input file, JSONL predictions out (answers for a
+//! QA model), with throughput on stderr.
+use super::flags::{parse_device, ModelCli};
+use crate::error::Result;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct PredictCli {
+    #[command(flatten)]
+    pub model: ModelCli,
+    /// JSONL with `text` (+ `text_pair`), TSV with those columns, or a GLUE file of the model's task.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// JSONL predictions (default: standard output).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+}
+
+/// Writes predictions to `--output` (atomically) or standard output.
+pub fn run(p: PredictCli) -> Result<()> {
+    let start = std::time::Instant::now();
+    let qa = crate::infer::qa::is_qa_model(&p.model.model);
+    let (out, n) = if qa { answers(&p)? } else { labels(&p)? };
+    match &p.output {
+        Some(path) => crate::io::write_atomic(path, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (what, per) = if qa { ("answers", "questions") } else { ("predictions", "examples") };
+    eprintln!("{n} {what} in {secs:.2} s ({:.1} {per}/s)", n as f64 / secs.max(1e-9));
+    Ok(())
+}
+
+/// Classifier or regressor: labels with probabilities, or scores.
+fn labels(p: &PredictCli) -> Result<(String, usize)> {
+    let model = p.model.load()?;
+    let rows = crate::infer::input::read(&p.input, model.task.as_deref())?;
+    let inputs: Vec<crate::infer::Input> = rows.iter().map(|r| r.input.clone()).collect();
+    let features = model.encode(&inputs)?;
+    let bar = indicatif::ProgressBar::new(features.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} predict [{bar:30}] {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let preds = model.predict_with_progress(&features, p.batch_size, Some(&bar))?;
+    bar.finish_and_clear();
+    Ok((crate::infer::predictions_jsonl(&rows, &preds), preds.len()))
+}
+
+/// QA model: JSONL `{"question", "context", "id"?}` in, one answer (text, character offsets,
+/// score, probability) per line out.
+fn answers(p: &PredictCli) -> Result<(String, usize)> {
+    let dir: &Path = &p.model.model;
+    let model = crate::infer::qa::load_trained(dir, parse_device(&p.model.device)?)?;
+    let examples = crate::infer::qa::read_questions(&p.input)?;
+    let (qa, post) = crate::infer::qa::trained_settings(dir, p.model.max_seq_length);
+    let (preds, _) = model.predict(&examples, qa, post, p.batch_size)?;
+    let out: String = examples.iter().map(|ex| crate::infer::qa::best_answer(&preds, &ex.id).to_string() + "\n").collect();
+    Ok((out, examples.len()))
+}

@@ -1,0 +1,83 @@
+//! `finetune serve` (HTTP with dynamic batching) and `finetune bench-serve` (a loopback load test
+//! of that server, batched against batch size 1).
+use super::flags::ModelCli;
+use crate::error::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct BatchingCli {
+    /// Most inputs run together; requests wait at most --max-wait-ms to fill a batch.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch_size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub max_wait_ms: u64,
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub max_input_chars: usize,
+}
+
+impl BatchingCli {
+    fn config(&self, max_batch_size: usize) -> crate::serve::ServeConfig {
+        crate::serve::ServeConfig {
+            max_batch_size,
+            max_wait: std::time::Duration::from_millis(self.max_wait_ms),
+            max_body_bytes: self.max_body_bytes,
+            max_input_chars: self.max_input_chars,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeCli {
+    #[command(flatten)]
+    pub model: ModelCli,
+    /// Address to bind; loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub batching: BatchingCli,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchServeCli {
+    #[command(flatten)]
+    pub model: ModelCli,
+    /// Inputs sent round-robin (same formats as `predict --input`).
+    #[arg(long)]
+    pub input: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    #[command(flatten)]
+    pub batching: BatchingCli,
+}
+
+/// Serves until SIGINT/SIGTERM.
+pub fn serve(sv: ServeCli) -> Result<()> {
+    let model = sv.model.load()?;
+    crate::serve::serve(model, sv.batching.config(sv.batching.max_batch_size), std::net::SocketAddr::new(sv.host, sv.port))
+}
+
+/// Runs the load test at `--max-batch-size` and at 1, and prints the table and the speed-up.
+pub fn bench_serve(b: BenchServeCli) -> Result<()> {
+    let rows = crate::infer::input::read(&b.input, None).or_else(|_| crate::infer::input::read(&b.input, b.model.load()?.task.as_deref()))?;
+    let inputs: Vec<crate::infer::Input> = rows.into_iter().map(|r| r.input).collect();
+    let mut results = Vec::new();
+    for batch in [b.batching.max_batch_size, 1] {
+        let r = crate::serve::load_test::run(b.model.load()?, b.batching.config(batch), &inputs, b.clients, b.requests)?;
+        eprintln!("max_batch_size {batch}: {:.1} req/s, p50 {:.1} ms, p99 {:.1} ms, {} errors", r.requests_per_second, r.p50_ms, r.p99_ms, r.errors);
+        results.push(r);
+    }
+    println!("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|");
+    for r in &results {
+        println!("| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |", r.max_batch_size, r.clients, r.requests, r.errors, r.requests_per_second, r.p50_ms, r.p99_ms);
+    }
+    println!("dynamic batching speed-up over batch size 1: {:.2}x", results[0].requests_per_second / results[1].requests_per_second);
+    println!("{}", serde_json::to_string(&results).expect("JSON serialises"));
+    Ok(())
+}
