@@ -37,6 +37,9 @@ typedef at::Tensor *tensor;
     return nullptr;                                                            \
   } catch (const std::exception &e) {                                          \
     return strdup(e.what());                                                   \
+  } catch (...) {                                                              \
+    /* Anything else would unwind through extern "C" and abort the process. */ \
+    return strdup("unknown C++ exception");                                    \
   }
 
 static std::vector<at::Tensor> list(tensor *ts, size_t n) {

@@ -1,5 +1,6 @@
 //! Small filesystem helpers shared by every writer: atomic writes (write to a temporary file in the
-//! same directory, then rename) so a crash never leaves a half-written checkpoint or result file.
+//! same directory, fsync, rename, fsync the directory) so a crash never leaves a half-written
+//! checkpoint or result file.
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
@@ -23,7 +24,13 @@ pub fn write_atomic_with(
         .map_err(|e| Error::io(dir, e))?;
     fill(tmp.as_file_mut()).and_then(|_| tmp.as_file().sync_all()).map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    // The rename is durable only once the directory entry is.
+    fsync_dir(dir)
+}
+
+/// Flushes a directory's entries (renames, new files) to disk.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
 /// Serialises `value` as pretty JSON (with a final newline) and writes it atomically.

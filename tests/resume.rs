@@ -157,11 +157,35 @@ fn checkpoint_validation_detects_missing_and_truncated_files() {
     std::fs::create_dir(out.join("checkpoint-40")).unwrap();
     assert!(resume::validate(&out.join("checkpoint-40")).unwrap_err().contains("never finished"));
     assert_eq!(resume::latest_complete(out), Some(resume::checkpoint_dir(out, 10)));
-    resume::rotate(out, 2).unwrap();
-    let left: Vec<usize> = resume::list(out).into_iter().map(|(s, _)| s).collect();
-    assert_eq!(left, vec![40, 30]);
     // A failed save leaves nothing behind.
     assert!(resume::save(out, 50, |_| Err(finetune::Error::Invalid("disk full".into()))).is_err());
     assert!(!resume::checkpoint_dir(out, 50).exists());
-    assert_eq!(std::fs::read_dir(out).unwrap().count(), 2);
+    assert_eq!(std::fs::read_dir(out).unwrap().count(), 4);
+}
+
+/// `--save-total-limit` rotation deletes only the oldest checkpoints of the run itself: those of
+/// another run (another fingerprint) in the same directory are never touched.
+#[test]
+fn rotation_removes_only_this_runs_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let save = |step: usize, run: &str| {
+        resume::save(out, step, |dir| {
+            for f in resume::CHECKPOINT_FILES {
+                std::fs::write(dir.join(f), format!("content of {f}")).unwrap();
+            }
+            std::fs::write(dir.join(resume::FINGERPRINT_FILE), serde_json::json!({ "run": run }).to_string()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    };
+    for step in [10, 20, 30] {
+        save(step, "ours");
+    }
+    for step in [15, 40] {
+        save(step, "foreign");
+    }
+    resume::rotate(out, 1, &serde_json::json!({ "run": "ours" })).unwrap();
+    let left: Vec<usize> = resume::list(out).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(left, vec![40, 30, 15], "the newest of ours and every foreign checkpoint stay");
 }

@@ -138,6 +138,8 @@ fn server_answers_and_rejects_with_json() {
     assert_eq!(meta["task"], "sst2");
     assert_eq!(meta["labels"], serde_json::json!(["0", "1"]));
     assert_eq!(meta["max_seq_length"], 48);
+    assert_eq!(meta["model"], "run");
+    assert!(!meta.to_string().contains(tmp.path().to_str().unwrap()), "no local paths: {meta}");
 
     let (st, one) = call("POST", &url("/predict"), Some(r#"{"text": "a gripping, funny film"}"#));
     assert_eq!(st, 200);
@@ -195,4 +197,51 @@ fn sigterm_finishes_the_request_in_flight() {
     assert_eq!(st, 200, "{v}");
     assert!(v["logits"].is_array());
     assert!(s.child.wait().unwrap().success());
+}
+
+/// A model whose tokenizer does not match its weights (a 2,000-word embedding under a 30,522-word
+/// tokenizer): inputs with common words run, a rare word indexes past the embedding and fails
+/// inside libtorch.
+fn mismatched_model(base: &Path, dir: &Path) {
+    use finetune::data::classify::ProblemType;
+    use finetune::model::{checkpoint, config::BertConfig, heads::SequenceClassifier};
+    let cfg: BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 2000, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "model_type": "bert",
+    }))
+    .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _net = SequenceClassifier::new(&vs.root(), &cfg, 2);
+    checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
+    checkpoint::save_config(&cfg, Some(&["neg".into(), "pos".into()]), ProblemType::SingleLabel, "toy", &dir.join("config.json")).unwrap();
+    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+        if base.join(f).is_file() {
+            std::fs::copy(base.join(f), dir.join(f)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_failing_request_gets_500_and_the_server_keeps_serving() {
+    let Some(base) = common::model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("mismatched");
+    mismatched_model(&base, &model);
+    let s = start(&model, &[]);
+    let url = |p: &str| format!("{}{p}", s.base);
+    let ok = r#"{"text": "a"}"#;
+    assert_eq!(call("POST", &url("/predict"), Some(ok)).0, 200);
+    let (st, err) = call("POST", &url("/predict"), Some(r#"{"text": "zebra"}"#));
+    assert_eq!(st, 500, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("the model failed on this input"), "{err}");
+    for _ in 0..3 {
+        assert_eq!(call("POST", &url("/predict"), Some(ok)).0, 200, "the worker survives");
+    }
+    assert_eq!(call("GET", &url("/health"), None), (200, serde_json::json!({ "status": "ok" })));
+    drop(s);
+
+    // A max_seq_length beyond the model's positions is refused when the model loads.
+    let o = finetune().args(["serve", "--port", "0", "--max-seq-length", "1024", "--model"]).arg(&model).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && stderr.contains("max_seq_length 1024") && stderr.contains("max_position_embeddings"), "{stderr}");
 }

@@ -225,6 +225,7 @@ impl TrainCli {
                 save_strategy: c.save_strategy.parse::<SaveStrategy>()?,
                 save_steps: c.save_steps,
                 save_total_limit: c.save_total_limit,
+                overwrite_output_dir: c.overwrite_output_dir,
                 metric_for_best_model: c.metric_for_best_model,
                 greater_is_better: c.greater_is_better,
                 early_stopping_patience: c.early_stopping_patience,
@@ -246,9 +247,13 @@ pub struct CheckpointCli {
     pub save_strategy: String,
     #[arg(long, default_value_t = 500)]
     pub save_steps: usize,
-    /// Keep only the newest K checkpoints.
+    /// Keep only the newest K checkpoints (of this run: others are never deleted).
     #[arg(long)]
     pub save_total_limit: Option<usize>,
+    /// Replace the run already in --output-dir (its files are removed first). Without this or
+    /// --resume, a directory holding a run is refused.
+    #[arg(long)]
+    pub overwrite_output_dir: bool,
     /// Continue from the newest complete checkpoint in --output-dir (`auto`, the default when the
     /// flag has no value) or from the given checkpoint directory.
     #[arg(long, num_args = 0..=1, default_missing_value = "auto", value_name = "auto|DIR")]

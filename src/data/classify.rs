@@ -83,6 +83,9 @@ pub struct RawExample {
     pub label: Option<RawLabel>,
 }
 
+/// Rows dropped by `--skip-bad-rows`: (line, why).
+pub type Skipped = Vec<(usize, String)>;
+
 /// A mapped label.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -93,7 +96,7 @@ pub enum Target {
 
 /// Pulls text and label fields out of a table. `need_labels`: every row must have a label
 /// (training and validation files); otherwise rows without one are kept unlabelled (test files).
-pub fn raw_examples(table: &Table, cols: &Columns, need_labels: bool, skip_bad_rows: bool) -> Result<(Vec<RawExample>, Vec<(usize, String)>)> {
+pub fn raw_examples(table: &Table, cols: &Columns, need_labels: bool, skip_bad_rows: bool) -> Result<(Vec<RawExample>, Skipped)> {
     let mut wanted: Vec<&String> = cols.text.iter().collect();
     if need_labels {
         wanted.push(&cols.label);

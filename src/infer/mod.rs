@@ -162,7 +162,10 @@ impl Classifier {
         Ok(Classifier {
             _vs: vs,
             net,
-            encoder: TextEncoder::new(load_tokenizer(dir)?, max_seq_length)?,
+            encoder: {
+                cfg.check_seq_length(max_seq_length, &cfg_path)?;
+                TextEncoder::new(load_tokenizer(dir)?, max_seq_length)?
+            },
             labels: (!regression).then(|| labels.into_iter().map(|(_, n)| n).collect()),
             problem,
             threshold: trained_arg(dir, "threshold").and_then(|v| v.as_f64()).unwrap_or(0.5),
@@ -215,10 +218,12 @@ impl Classifier {
         }
     }
 
-    /// What `/metadata` and prediction files report about the model.
+    /// What `/metadata` and prediction files report about the model: no local paths (a client
+    /// of the server has no business knowing the server's file system), only the model
+    /// directory's name.
     pub fn metadata(&self) -> Value {
         json!({
-            "model_dir": self.model_dir,
+            "model": self.model_dir.file_name().map(|n| n.to_string_lossy()),
             "task": self.task,
             "problem_type": self.problem.hf_name(),
             "labels": self.labels,
@@ -227,6 +232,22 @@ impl Classifier {
             "finetune_version": env!("CARGO_PKG_VERSION"),
         })
     }
+}
+
+/// One JSON line per prediction, `{"id", ...prediction}`, in input order.
+pub fn predictions_jsonl(rows: &[input::Row], preds: &[Prediction]) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        id: &'a str,
+        #[serde(flatten)]
+        prediction: &'a Prediction,
+    }
+    let mut out = String::new();
+    for (row, pred) in rows.iter().zip(preds) {
+        out += &serde_json::to_string(&Line { id: &row.id, prediction: pred }).expect("prediction serialises");
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -248,20 +269,4 @@ mod tests {
         // Equal lengths fill whole batches.
         assert_eq!(length_batches(&[5; 10], 4).iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
     }
-}
-
-/// One JSON line per prediction, `{"id", ...prediction}`, in input order.
-pub fn predictions_jsonl(rows: &[input::Row], preds: &[Prediction]) -> String {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        id: &'a str,
-        #[serde(flatten)]
-        prediction: &'a Prediction,
-    }
-    let mut out = String::new();
-    for (row, pred) in rows.iter().zip(preds) {
-        out += &serde_json::to_string(&Line { id: &row.id, prediction: pred }).expect("prediction serialises");
-        out.push('\n');
-    }
-    out
 }

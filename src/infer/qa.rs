@@ -48,6 +48,7 @@ pub struct QaModel {
 impl QaModel {
     /// Answers for `examples`, with the official scores when the examples carry answers.
     pub fn predict(&self, examples: &[SquadExample], qa: QaConfig, post: PostConfig, batch_size: usize) -> Result<(Predictions, usize)> {
+        self.cfg.check_seq_length(qa.max_seq_length, &self.source_dir.join("config.json"))?;
         let tok = qa_features::window_tokenizer(&self.tokenizer, qa)?;
         let feats = qa_features::build(&tok, examples, qa, false)?;
         let (start, end) = qa_logits(&self.net, &feats.features, self.pad_id, batch_size, self.vs.device());

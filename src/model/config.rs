@@ -82,6 +82,37 @@ impl BertConfig {
         if let Some(t) = self.model_type.as_deref().filter(|t| *t != "bert") {
             return bad(format!("model_type `{t}` is not supported; expected a BERT-family encoder (`bert`)"));
         }
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if v < 1 {
+                return bad(format!("{name} is {v}; expected a positive number"));
+            }
+        }
+        if !(0..self.vocab_size).contains(&self.pad_token_id) {
+            return bad(format!("pad_token_id {} is outside the vocabulary (vocab_size {})", self.pad_token_id, self.vocab_size));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
+            ("attention_probs_dropout_prob", Some(self.attention_probs_dropout_prob)),
+            ("classifier_dropout", self.classifier_dropout),
+        ] {
+            if let Some(p) = p.filter(|p| !(0.0..1.0).contains(p)) {
+                return bad(format!("{name} is {p}; expected a probability in [0, 1)"));
+            }
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return bad(format!("layer_norm_eps is {}; expected a small positive number", self.layer_norm_eps));
+        }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            return bad(format!("initializer_range is {}; expected a non-negative number", self.initializer_range));
+        }
         if self.hidden_size % self.num_attention_heads != 0 {
             return bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -95,6 +126,18 @@ impl BertConfig {
             return bad(format!(
                 "position_embedding_type `{}` is not supported; expected `absolute`",
                 self.position_embedding_type
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a `max_seq_length` the position embeddings cannot cover (the forward pass would
+    /// index past them).
+    pub fn check_seq_length(&self, max_seq_length: usize, path: &Path) -> Result<()> {
+        if max_seq_length as i64 > self.max_position_embeddings || max_seq_length < 2 {
+            return Err(Error::file(
+                path,
+                format!("max_seq_length {max_seq_length} does not fit this model: it has {} positions (max_position_embeddings)", self.max_position_embeddings),
             ));
         }
         Ok(())

@@ -69,7 +69,8 @@ pub fn canonical_id(model: &str) -> &str {
 fn offline() -> bool {
     ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]
         .iter()
-        .any(|v| std::env::var(v).map(|s| matches!(s.as_str(), "1" | "true" | "TRUE" | "yes" | "ON" | "on")).unwrap_or(false))
+        // huggingface_hub's rule: 1, ON, YES or TRUE in any case.
+        .any(|v| std::env::var(v).is_ok_and(|s| matches!(s.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")))
 }
 
 fn cache() -> hf_hub::Cache {

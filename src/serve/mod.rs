@@ -3,7 +3,12 @@
 //! Handlers parse and tokenise requests on the async workers; one model thread owns the weights
 //! and runs dynamic batching: it takes the first waiting request, keeps collecting requests until
 //! `max_batch_size` inputs or `max_wait` has passed, runs them as one length-sorted batch, and hands
-//! each request its own predictions. Bad input gets a 4xx JSON error, never a crash.
+//! each request its own predictions. Bad input gets a 4xx JSON error, never a crash. A model call
+//! that fails (even by panicking inside libtorch) fails only the requests it served — the batch is
+//! retried one request at a time so the culprit alone gets the 500 — and the worker keeps serving;
+//! `/health` answers 503 if the worker is gone, so an orchestrator restarts the process. The queue
+//! is bounded: when it is full a request gets 503 with `Retry-After` at once, and requests whose
+//! clients have gone away are dropped before the model spends time on them.
 pub mod load_test;
 
 use crate::data::tokenize::{Features, TextEncoder};
@@ -16,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,13 +46,38 @@ struct Job {
 /// between threads but not be shared), so handlers only hold the tokenizer.
 struct AppState {
     jobs: mpsc::SyncSender<Job>,
+    /// False once the model thread has ended.
+    alive: Arc<AtomicBool>,
     encoder: TextEncoder,
     cfg: ServeConfig,
     metadata: Value,
 }
 
+/// Predictions for `features`, or the error — a panic inside the model call included — as a
+/// message.
+fn run_model(model: &Classifier, features: &[Features], batch_size: usize) -> std::result::Result<Vec<Prediction>, String> {
+    match catch_unwind(AssertUnwindSafe(|| model.predict_features(features, batch_size))) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let what = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            Err(format!("the model failed on this input: {}", what.unwrap_or_else(|| "unknown error".into()).lines().next().unwrap_or_default()))
+        }
+    }
+}
+
+/// Clears the liveness flag when the model thread ends, however it ends.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// The dynamic-batching loop of the model thread; returns when every sender is gone.
-fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig) {
+fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig, alive: Arc<AtomicBool>) {
+    let _alive = Alive(alive);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut n = batch[0].features.len();
@@ -60,8 +92,10 @@ fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig) {
                 Err(_) => break,
             }
         }
+        // A client that has disconnected no longer waits for its answer.
+        batch.retain(|j| !j.reply.is_closed());
         let features: Vec<Features> = batch.iter().flat_map(|j| j.features.iter().cloned()).collect();
-        match model.predict_features(&features, cfg.max_batch_size.max(1)) {
+        match run_model(&model, &features, cfg.max_batch_size.max(1)) {
             Ok(mut preds) => {
                 for job in batch {
                     let rest = preds.split_off(job.features.len());
@@ -69,8 +103,14 @@ fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig) {
                     preds = rest;
                 }
             }
-            Err(e) => {
-                let msg = e.to_string();
+            // One request may have broken the batch: answer each on its own.
+            Err(_) if batch.len() > 1 => {
+                for job in batch {
+                    let r = run_model(&model, &job.features, cfg.max_batch_size.max(1)).map_err(Error::Invalid);
+                    let _ = job.reply.send(r);
+                }
+            }
+            Err(msg) => {
                 for job in batch {
                     let _ = job.reply.send(Err(Error::Invalid(msg.clone())));
                 }
@@ -138,11 +178,14 @@ async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Resp
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
     let (tx, rx) = oneshot::channel();
-    let state2 = Arc::clone(&state);
-    // The queue is bounded: a blocking send waits off the async workers when the model is behind.
-    let queued = tokio::task::spawn_blocking(move || state2.jobs.send(Job { features, reply: tx })).await;
-    if !matches!(queued, Ok(Ok(()))) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped");
+    match state.jobs.try_send(Job { features, reply: tx }) {
+        Ok(()) => {}
+        Err(mpsc::TrySendError::Full(_)) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "the server is at capacity; retry shortly");
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            return r;
+        }
+        Err(mpsc::TrySendError::Disconnected(_)) => return error(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped"),
     }
     match rx.await {
         Ok(Ok(predictions)) if batched => Json(Batch { predictions }).into_response(),
@@ -152,21 +195,33 @@ async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Resp
     }
 }
 
+/// 200 while the model thread serves, 503 once it is gone.
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    if state.alive.load(Ordering::SeqCst) {
+        Json(json!({ "status": "ok" })).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped")
+    }
+}
+
 /// The application: routes, JSON errors for unknown routes, and the model thread behind them.
 pub fn app(model: Classifier, cfg: ServeConfig) -> Router {
     let (tx, rx) = mpsc::sync_channel::<Job>(cfg.max_batch_size.max(1) * 64);
     let mut metadata = model.metadata();
     let encoder = model.encoder.clone();
     let c = cfg.clone();
-    std::thread::Builder::new().name("model".into()).spawn(move || batch_loop(model, rx, c)).expect("spawn model thread");
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&alive);
+    std::thread::Builder::new().name("model".into()).spawn(move || batch_loop(model, rx, c, flag)).expect("spawn model thread");
     metadata["max_batch_size"] = json!(cfg.max_batch_size);
     metadata["max_wait_ms"] = json!(cfg.max_wait.as_secs_f64() * 1e3);
     metadata["max_body_bytes"] = json!(cfg.max_body_bytes);
     metadata["max_input_chars"] = json!(cfg.max_input_chars);
-    let state = Arc::new(AppState { jobs: tx, encoder, cfg, metadata });
+    metadata["max_queued_requests"] = json!(cfg.max_batch_size.max(1) * 64);
+    let state = Arc::new(AppState { jobs: tx, alive, encoder, cfg, metadata });
     Router::new()
         .route("/predict", post(predict))
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/health", get(health))
         .route("/metadata", get(|State(s): State<Arc<AppState>>| async move { Json(s.metadata.clone()) }))
         .fallback(|req: Request<Body>| async move { error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.uri().path())) })
         .with_state(state)

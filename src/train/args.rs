@@ -71,6 +71,8 @@ pub struct TrainArgs {
     pub save_steps: usize,
     /// Keep at most this many checkpoints (oldest deleted first).
     pub save_total_limit: Option<usize>,
+    /// Replace a previous run in the output directory (its files are removed first).
+    pub overwrite_output_dir: bool,
     /// Metric that picks the best model and drives early stopping (`eval_` prefix optional);
     /// default: the workload's main metric.
     pub metric_for_best_model: Option<String>,
@@ -119,6 +121,7 @@ impl Default for TrainArgs {
             save_strategy: SaveStrategy::Steps,
             save_steps: 500,
             save_total_limit: None,
+            overwrite_output_dir: false,
             metric_for_best_model: None,
             greater_is_better: None,
             early_stopping_patience: None,

@@ -216,7 +216,7 @@ fn class_weights(targets: &[Option<Target>], problem: ProblemType, k: usize, dev
 /// Runs the job; returns what `eval_results.json` holds.
 pub fn run(args: &ClassifyArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
     let data = load_data(args)?;
     let problem = data.problem;
     let k = data.labels.as_ref().map_or(1, Vec::len);
@@ -225,6 +225,7 @@ pub fn run(args: &ClassifyArgs) -> Result<Map<String, Value>> {
     }
     let model_dir = hub::resolve(&args.model_name_or_path)?;
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;
+    cfg.check_seq_length(args.max_seq_length, &model_dir.join("config.json"))?;
     let encoder = TextEncoder::new(load_tokenizer(&model_dir)?, args.max_seq_length)?;
     let train = encode(&encoder, &data.train, problem, k)?;
     let validation = encode(&encoder, &data.validation, problem, k)?;

@@ -4,7 +4,7 @@
 use crate::data::batch::Labels;
 use crate::data::glue::{self, Example, Split, Task};
 use crate::data::tokenize::{load_tokenizer, TextEncoder};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::glue::{objective, score, Predictions, Scores};
 use crate::model::checkpoint;
 use crate::model::config::BertConfig;
@@ -75,12 +75,13 @@ fn scorer(task: Task) -> impl Fn(&Tensor, &Labels) -> Result<(Scores, f64)> {
 pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     let task = args.task;
     let out = &args.output_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
     let model_dir = hub::resolve(&args.model_name_or_path)?;
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;
     if let Some(n) = cfg.num_labels().filter(|&n| n != task.num_labels()) {
         tracing::warn!("checkpoint was fine-tuned with {n} labels; {} needs {}", task.name(), task.num_labels());
     }
+    cfg.check_seq_length(args.max_seq_length, &model_dir.join("config.json"))?;
     let encoder = TextEncoder::new(load_tokenizer(&model_dir)?, args.max_seq_length)?;
     let task_dir = task.task_dir(&args.data_dir);
     let tsv = |stem: &str| task_dir.join(format!("{stem}.tsv"));

@@ -303,7 +303,7 @@ fn limit(mut set: ImageSet, n: Option<usize>) -> ImageSet {
 
 pub fn run(args: &ImageArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
     let model_dir = hub::resolve(&args.model)?;
     let (train, eval) = args.data.load()?;
     let (train, eval) = (limit(train, args.max_train_samples), limit(eval, args.max_eval_samples));

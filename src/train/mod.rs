@@ -8,6 +8,7 @@ pub mod cost;
 pub mod interrupt;
 pub mod log;
 pub mod optim;
+pub mod output_dir;
 pub mod resume;
 pub mod scaler;
 pub mod schedule;

@@ -71,10 +71,6 @@ fn sha256_file(path: &Path) -> Result<(u64, String)> {
     Ok((n, format!("{:x}", h.finalize())))
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
-}
-
 /// Writes `checkpoint-<step>` atomically: `fill` writes the payload files into a temporary
 /// directory (each file fsynced by `io::write_atomic`), the manifest goes in last, then one rename.
 pub fn save(output_dir: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
@@ -95,7 +91,7 @@ pub fn save(output_dir: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<(
         files.push(ManifestEntry { file, bytes, sha256 });
     }
     crate::io::write_json(&tmp.path().join(MANIFEST_FILE), &Manifest { global_step: step, files })?;
-    fsync_dir(tmp.path())?;
+    crate::io::fsync_dir(tmp.path())?;
     if final_dir.exists() {
         // A checkpoint of the same step from an earlier (interrupted) attempt: same content by
         // construction, but replace it so the manifest always describes what is there.
@@ -103,7 +99,7 @@ pub fn save(output_dir: &Path, step: usize, fill: impl FnOnce(&Path) -> Result<(
     }
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-    fsync_dir(output_dir)?;
+    crate::io::fsync_dir(output_dir)?;
     Ok(final_dir)
 }
 
@@ -156,9 +152,14 @@ pub fn latest_complete(output_dir: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Deletes the oldest checkpoints so that at most `limit` remain.
-pub fn rotate(output_dir: &Path, limit: usize) -> Result<()> {
-    for (_, dir) in list(output_dir).into_iter().skip(limit.max(1)) {
+/// Deletes the oldest checkpoints of the run with `fingerprint` so that at most `limit` of them
+/// remain; checkpoints of any other run are never touched.
+pub fn rotate(output_dir: &Path, limit: usize, fingerprint: &Value) -> Result<()> {
+    let ours = |dir: &Path| -> bool {
+        std::fs::read(dir.join(FINGERPRINT_FILE)).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()).is_some_and(|f| &f == fingerprint)
+    };
+    let mine: Vec<(usize, PathBuf)> = list(output_dir).into_iter().filter(|(_, d)| ours(d)).collect();
+    for (_, dir) in mine.into_iter().skip(limit.max(1)) {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
     Ok(())

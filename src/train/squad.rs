@@ -110,7 +110,7 @@ fn read_limited(path: &Path, limit: Option<usize>) -> Result<(Vec<SquadExample>,
 
 pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
     let model_dir = hub::resolve(&args.model_name_or_path)?;
     let (train, train_v2) = read_limited(&args.train_file, args.max_train_samples)?;
     let (dev, dev_v2) = read_limited(&args.dev_file, args.max_eval_samples)?;
@@ -119,6 +119,7 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     }
     tch::manual_seed(args.train.seed as i64);
     let (model, new) = load_model(&model_dir, args.device)?;
+    model.cfg.check_seq_length(args.max_seq_length, &model_dir.join("config.json"))?;
     tracing::info!("loaded {}; newly initialised: {new:?}", model_dir.display());
     let tok = qa_features::window_tokenizer(&model.tokenizer, args.qa())?;
     let train_feats = qa_features::build(&tok, &train, args.qa(), true)?;

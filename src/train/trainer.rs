@@ -148,7 +148,7 @@ fn save_checkpoint(out: &Path, vs: &VarStore, opt: &AdamW, st: &TrainerState, fi
         crate::io::write_json(&tmp.join(resume::FINGERPRINT_FILE), fingerprint)
     })?;
     if let Some(k) = limit {
-        resume::rotate(out, k)?;
+        resume::rotate(out, k, fingerprint)?;
     }
     Ok(dir)
 }

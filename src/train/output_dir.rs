@@ -1,0 +1,64 @@
+//! Output directories as transformers treats them: a directory that already holds a run is not
+//! written into unless the new run continues it (`--resume`) or replaces it
+//! (`--overwrite-output-dir`, which first removes the old run's files, and only those). The
+//! leftovers of checkpoint saves that a crash interrupted are removed either way.
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Whether a directory entry is something a run writes (and so what `--overwrite-output-dir`
+/// removes); anything else in the directory is left alone.
+fn is_run_output(name: &str) -> bool {
+    const FILES: &[&str] = &[
+        "run_config.json", "train_log.jsonl", "train_results.json", "eval_results.json", "test_results.json", "train_curves.png",
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+        "seeds_summary.json", "predictions.json", "nbest_predictions.json", "null_odds.json", "best_model", "label_list.txt",
+    ];
+    const PREFIXES: &[&str] =
+        &["checkpoint-", "seed-", "eval_logits", "predict_results", "confusion_matrix", "classification_report", "test_", "eval-"];
+    FILES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// What marks a directory as holding a run: its config, log, results or checkpoints.
+fn marks_a_run(name: &str) -> bool {
+    ["run_config.json", "train_log.jsonl", "eval_results.json", "seeds_summary.json"].contains(&name) || name.starts_with("checkpoint-")
+}
+
+/// Makes `out` ready for a run: created if missing; refused if it holds another run, unless
+/// `resume` (the run continues it) or `overwrite` (its files are removed first).
+pub fn prepare(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .map_err(|e| Error::io(out, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    for tmp in names.iter().filter(|n| n.starts_with(".checkpoint-") && n.contains(".tmp")) {
+        let p = out.join(tmp);
+        tracing::warn!("removing {}, left by a checkpoint save that did not finish", p.display());
+        std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+    }
+    let previous: Vec<&String> = names.iter().filter(|n| marks_a_run(n)).collect();
+    if previous.is_empty() || resume {
+        return Ok(());
+    }
+    if !overwrite {
+        let shown: Vec<&str> = previous.iter().take(6).map(|s| s.as_str()).collect();
+        return Err(Error::file(
+            out,
+            format!(
+                "already holds a run ({}{}): pass --resume to continue it, --overwrite-output-dir to replace it, or choose another --output-dir",
+                shown.join(", "),
+                if previous.len() > shown.len() { ", ..." } else { "" }
+            ),
+        ));
+    }
+    let mut removed = 0;
+    for name in names.iter().filter(|n| is_run_output(n)) {
+        let p = out.join(name);
+        let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        r.map_err(|e| Error::io(&p, e))?;
+        removed += 1;
+    }
+    tracing::info!("--overwrite-output-dir: removed {removed} file(s) and folder(s) of the previous run in {}", out.display());
+    Ok(())
+}
