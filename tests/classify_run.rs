@@ -119,7 +119,7 @@ fn multi_label_and_regression_runs_save_models_predict_serves() {
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("ml/eval_results.json")).unwrap()).unwrap();
     assert!(results["eval_f1_macro"].is_number() && results["eval_joy_f1"].is_number(), "{results}");
     let input = write(d, "in.jsonl", "{\"text\": \"example number 3 with some words\"}\n");
-    let pred: serde_json::Value = serde_json::from_str(finetune(&["predict".into(), "--model".into(), d.join("ml").display().to_string(), "--input".into(), input.clone()], d).trim()).unwrap();
+    let pred: serde_json::Value = serde_json::from_str(finetune(&["predict".into(), "--model".into(), d.join("ml").display().to_string(), "--input".into(), input], d).trim()).unwrap();
     let probs = pred["probabilities"].as_array().unwrap();
     assert_eq!(probs.len(), 2);
     let above: Vec<&str> = pred["labels"].as_array().unwrap().iter().map(|l| l["label"].as_str().unwrap()).collect();
@@ -133,8 +133,13 @@ fn multi_label_and_regression_runs_save_models_predict_serves() {
     assert_eq!(cfg["problem_type"], "regression");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("reg/eval_results.json")).unwrap()).unwrap();
     assert!(results["eval_mse"].is_number() && results.get("eval_pearson").is_some(), "{results}");
-    let pred: serde_json::Value = serde_json::from_str(finetune(&["predict".into(), "--model".into(), d.join("reg").display().to_string(), "--input".into(), input], d).trim()).unwrap();
-    assert!(pred["score"].is_number() && pred.get("label").is_none(), "{pred}");
+    // CSV input too, quoted fields and ids carried through.
+    let csv = write(d, "in.csv", "id,text\nq1,\"example number 3, with some words\"\nq2,plain\n");
+    let out = finetune(&["predict".into(), "--model".into(), d.join("reg").display().to_string(), "--input".into(), csv], d);
+    let preds: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(preds.len(), 2, "{out}");
+    assert_eq!((preds[0]["id"].as_str(), preds[1]["id"].as_str()), (Some("q1"), Some("q2")));
+    assert!(preds[0]["score"].is_number() && preds[0].get("label").is_none(), "{out}");
 }
 
 fn own_data_args(model: &Path, out: &Path, extra: &[&str]) -> Vec<String> {

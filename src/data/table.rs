@@ -46,12 +46,14 @@ impl Format {
     }
 }
 
+/// Serialised as the `--encoding` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     #[default]
+    #[serde(rename = "utf-8")]
     Utf8,
     /// ISO-8859-1: every byte is the character of the same number, so any file decodes.
+    #[serde(rename = "latin-1")]
     Latin1,
 }
 

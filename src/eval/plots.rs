@@ -127,7 +127,8 @@ fn draw_curves(series: &[Series], file: &Path, png: &Path, title: &str) -> Resul
             .configure_mesh()
             .x_desc("step")
             .label_style((FONT, 13))
-            .x_label_formatter(&|x| tick_label(*x, x0, x1))
+            // Steps are whole numbers: whole ticks print without decimals.
+            .x_label_formatter(&|x| if x.fract() == 0.0 { format!("{x:.0}") } else { tick_label(*x, x0, x1) })
             .y_label_formatter(&|y| tick_label(*y, y0, y1))
             .draw()
             .map_err(|e| plot_err(png, e))?;

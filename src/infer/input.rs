@@ -1,7 +1,7 @@
 //! Input files of `finetune predict`: JSONL (one `{"text": ..., "text_pair": ...}` object per line;
-//! other keys such as `id` or `label` are allowed and `id` is carried through), a TSV with `text`
-//! (and optionally `text_pair`) columns, or a GLUE file of the task the model was fine-tuned on
-//! (dev or test layout). Every error names the file and line.
+//! other keys such as `id` or `label` are allowed and `id` is carried through), a CSV or TSV with
+//! `text` (and optionally `text_pair` and `id`) columns, or a GLUE file of the task the model was
+//! fine-tuned on (dev or test layout). Every error names the file and line.
 use crate::data::glue::{self, Task};
 use crate::error::{Error, Result};
 use crate::infer::Input;
@@ -15,7 +15,11 @@ pub struct Row {
 }
 
 pub fn read(path: &Path, task: Option<&str>) -> Result<Vec<Row>> {
-    let rows = if path.extension().is_some_and(|e| e == "jsonl" || e == "json") { read_jsonl(path)? } else { read_tsv(path, task)? };
+    let rows = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "json") => read_jsonl(path)?,
+        Some("csv") => read_csv(path)?,
+        _ => read_tsv(path, task)?,
+    };
     if rows.is_empty() {
         return Err(Error::file(path, "no inputs; expected at least one"));
     }
@@ -48,6 +52,20 @@ fn read_jsonl(path: &Path) -> Result<Vec<Row>> {
         rows.push(Row { id, input: Input { text, text_pair: field("text_pair")? } });
     }
     Ok(rows)
+}
+
+fn read_csv(path: &Path) -> Result<Vec<Row>> {
+    use crate::data::table::{self, Format, ReadOptions};
+    let t = table::read(path, &ReadOptions { format: Some(Format::Csv), ..Default::default() })?;
+    if !t.columns.iter().any(|c| c == "text") {
+        return Err(Error::data(path, 1, format!("header has no `text` column (header: {})", t.columns.join(", "))));
+    }
+    let field = |r: &table::Record, k: &str| r.fields.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(t.records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Row { id: field(r, "id").unwrap_or_else(|| i.to_string()), input: Input { text: field(r, "text").unwrap_or_default(), text_pair: field(r, "text_pair") } })
+        .collect())
 }
 
 fn read_tsv(path: &Path, task: Option<&str>) -> Result<Vec<Row>> {
