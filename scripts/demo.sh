@@ -10,4 +10,4 @@ cargo build --release
 target/release/finetune fetch
 data="${GLUE_DIR:-../shared/data/glue}"
 if [ -f "$data/RTE/train.tsv" ]; then task=rte; else data=examples/glue-tiny; task=sst2; fi
-target/release/finetune glue --task "$task" --data-dir "$data" --output-dir "runs/$task" "$@"
+target/release/finetune glue --task "$task" --data-dir "$data" --output-dir "runs/$task" --overwrite-output-dir "$@"
