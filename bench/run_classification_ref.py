@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, precision_score, recall_score
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                          Trainer, TrainingArguments, set_seed)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_glue_ref import train_and_evaluate  # noqa: E402  (the same Trainer recipe and outputs)
 
 csv.field_size_limit(sys.maxsize)
 
@@ -227,24 +229,7 @@ def main():
         logits, labels = p
         return scores(prob, logits, labels, a.threshold)
 
-    args = TrainingArguments(
-        output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
-        per_device_eval_batch_size=64, num_train_epochs=a.epochs, seed=a.seed, eval_strategy="no",
-        save_strategy="no", report_to=[], logging_steps=a.logging_steps, max_steps=a.max_steps,
-        use_cpu=not torch.cuda.is_available(),
-    )
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
-                      data_collator=DataCollatorWithPadding(tok), compute_metrics=compute)
-    tr = trainer.train()
-    res = trainer.evaluate()
-    res["eval_samples"] = len(dev)
-    os.makedirs(a.output_dir, exist_ok=True)
-    json.dump(res, open(os.path.join(a.output_dir, "eval_results.json"), "w"), indent=4, sort_keys=True)
-    json.dump(tr.metrics, open(os.path.join(a.output_dir, "train_results.json"), "w"), indent=4, sort_keys=True)
-    with open(os.path.join(a.output_dir, "train_log.jsonl"), "w") as f:
-        f.writelines(json.dumps(h) + "\n" for h in trainer.state.log_history if "loss" in h)
-    print(json.dumps(res, sort_keys=True))
-
+    train_and_evaluate(a, model, tok, train, dev, compute)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--logging-steps", type=int, default=50)
     a = ap.parse_args()
     spec = TASKS[a.task]
-    epochs = a.epochs or (5.0 if a.task in ("mrpc", "wnli") else 3.0)
+    a.epochs = a.epochs or (5.0 if a.task in ("mrpc", "wnli") else 3.0)
     set_seed(a.seed)
     tok = AutoTokenizer.from_pretrained(a.model)
     d = os.path.join(a.data_dir, spec[0])
@@ -101,9 +101,16 @@ def main():
         preds = np.squeeze(logits) if num_labels == 1 else np.argmax(logits, axis=1)
         return metrics(a.task, preds, labels)
 
+    train_and_evaluate(a, model, tok, train, dev, compute)
+
+
+def train_and_evaluate(a, model, tok, train, dev, compute):
+    """Trainer with the recipe in `a` (no evaluation during training), then one evaluation; writes
+    eval_results.json, train_results.json and train_log.jsonl into a.output_dir. Shared by the
+    reference scripts of the text-classification jobs."""
     args = TrainingArguments(
         output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
-        per_device_eval_batch_size=64, num_train_epochs=epochs, seed=a.seed, eval_strategy="no",
+        per_device_eval_batch_size=64, num_train_epochs=a.epochs, seed=a.seed, eval_strategy="no",
         save_strategy="no", report_to=[], logging_steps=a.logging_steps, max_steps=a.max_steps, use_cpu=not torch.cuda.is_available(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
@@ -117,7 +124,6 @@ def main():
     with open(os.path.join(a.output_dir, "train_log.jsonl"), "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in trainer.state.log_history if "loss" in h)
     print(json.dumps(res, sort_keys=True))
-
 
 if __name__ == "__main__":
     sys.exit(main())
