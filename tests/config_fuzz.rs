@@ -1,5 +1,6 @@
 //! A property test over random `config.json` files: loading one either fails with an error that
 //! names the file, or gives a config whose model builds and runs a forward pass — never a panic.
+//! Image configs whose evaluation crop cannot fit are refused too.
 use finetune::model::config::BertConfig;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -73,4 +74,18 @@ fn random_configs_error_or_run_never_panic() {
         }
     }
     assert!(loaded > 20 && refused > 100, "the generator covers both outcomes: {loaded} loaded, {refused} refused");
+}
+
+#[test]
+fn image_configs_with_a_crop_larger_than_the_resize_are_refused() {
+    use finetune::model::vision::VisionConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("config.json");
+    for (size, resize, ok) in [(224, 256, true), (224, 224, true), (300, 256, false), (0, 256, false)] {
+        std::fs::write(&path, json!({ "architecture": "resnet18", "image_size": size, "resize": resize }).to_string()).unwrap();
+        match VisionConfig::from_file(&path) {
+            Ok(_) => assert!(ok, "{size}/{resize} loaded"),
+            Err(e) => assert!(!ok && e.to_string().contains("image_size") && e.to_string().contains("config.json"), "{size}/{resize}: {e}"),
+        }
+    }
 }

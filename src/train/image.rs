@@ -323,6 +323,7 @@ pub fn run(args: &ImageArgs) -> Result<Map<String, Value>> {
     tch::manual_seed(args.train.seed as i64);
     let mut m = vision::load(&model_dir, Some(&train.labels), args.net.options(arch), args.device)?;
     m.config.image_size = args.image_size;
+    m.config.check_sizes(&model_dir.join("config.json")).map_err(|e| Error::Invalid(format!("--image-size: {e}")))?;
     tracing::info!(
         "loaded {} ({}); new head for {} classes; {} training / {} validation images",
         model_dir.display(),

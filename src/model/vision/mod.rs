@@ -80,7 +80,20 @@ impl VisionConfig {
                 _ => Arch::parse(&c.architecture)?.default_normalize(),
             });
         }
+        c.check_sizes(path)?;
         Ok(c)
+    }
+
+    /// The evaluation transform resizes the shorter side to `resize` and crops `image_size`: a
+    /// crop larger than the resized image cannot be taken.
+    pub fn check_sizes(&self, path: &Path) -> Result<()> {
+        if self.image_size == 0 || self.resize < self.image_size {
+            return Err(Error::file(
+                path,
+                format!("image_size {} with resize {}: expected 0 < image_size ≤ resize (the evaluation crop of the resized image)", self.image_size, self.resize),
+            ));
+        }
+        Ok(())
     }
 
     pub fn normalize(&self) -> Normalize {
