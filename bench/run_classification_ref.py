@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, precis
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_glue_ref import train_and_evaluate  # noqa: E402  (the same Trainer recipe and outputs)
+from run_glue_ref import DS, train_and_evaluate  # noqa: E402  (the same tokenised dataset, Trainer recipe and outputs)
 
 csv.field_size_limit(sys.maxsize)
 
@@ -139,21 +139,6 @@ def stratified_split(ys, fraction, seed):
             taken[k] = taken.get(k, 0) + 1
             val.add(i)
     return [i for i in range(len(ys)) if i not in val], sorted(val)
-
-
-class DS(torch.utils.data.Dataset):
-    def __init__(self, rows, tok, max_len):
-        self.items = []
-        for t, p, y in rows:
-            e = tok(t, p, truncation=True, max_length=max_len) if p is not None else tok(t, truncation=True, max_length=max_len)
-            e["labels"] = y
-            self.items.append(e)
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 def scores(prob, logits, labels, threshold):

@@ -71,6 +71,16 @@ fn np_weighted(values: &[f64], support: &[usize]) -> f64 {
     np_sum(&values.iter().zip(&w).map(|(v, w)| v * w).collect::<Vec<_>>()) / total
 }
 
+/// Index of the first largest logit (torch's and numpy's argmax).
+pub fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
+}
+
+/// A label's probability from its logit (multi-label), in f64.
+pub fn sigmoid(logit: f32) -> f64 {
+    1.0 / (1.0 + (-(logit as f64)).exp())
+}
+
 /// Rows: true class, columns: predicted class.
 pub fn confusion_matrix(pred: &[i64], gold: &[i64], k: usize) -> Vec<Vec<usize>> {
     let mut cm = vec![vec![0; k]; k];
@@ -184,12 +194,12 @@ pub fn evaluate(problem: ProblemType, logits: &[Vec<f32>], gold: &Labels, thresh
     match (problem, gold) {
         (ProblemType::SingleLabel, Labels::Classes(g)) => {
             let k = logits.first().map_or(0, Vec::len);
-            let pred: Vec<i64> = logits.iter().map(|l| (0..l.len()).fold(0, |b, i| if l[i] > l[b] { i } else { b }) as i64).collect();
+            let pred: Vec<i64> = logits.iter().map(|l| argmax(l) as i64).collect();
             let (scores, per_class, cm) = single_label_scores(&pred, g, k);
             Report { scores, per_class, confusion: Some(cm) }
         }
         (ProblemType::MultiLabel, Labels::MultiHot { num_labels, values }) => {
-            let prob: Vec<f64> = logits.iter().flatten().map(|&x| 1.0 / (1.0 + (-(x as f64)).exp())).collect();
+            let prob: Vec<f64> = logits.iter().flatten().map(|&x| sigmoid(x)).collect();
             let (scores, per_class) = multi_label_scores(&prob, values, *num_labels, threshold);
             Report { scores, per_class, confusion: None }
         }

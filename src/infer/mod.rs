@@ -9,6 +9,7 @@ use crate::data::batch::collate;
 use crate::data::classify::ProblemType;
 use crate::data::tokenize::{load_tokenizer, Features, TextEncoder};
 use crate::error::{Error, Result};
+use crate::eval::classification::{argmax, sigmoid};
 use crate::model::config::BertConfig;
 use crate::model::heads::SequenceClassifier;
 use serde::{Deserialize, Serialize};
@@ -199,7 +200,7 @@ impl Classifier {
         let none = Prediction { label: None, label_id: None, score: logits[0] as f64, probabilities: None, labels: None, logits: Vec::new() };
         match (&self.labels, self.problem) {
             (Some(names), ProblemType::MultiLabel) => {
-                let p: Vec<f64> = logits.iter().map(|&l| 1.0 / (1.0 + (-(l as f64)).exp())).collect();
+                let p: Vec<f64> = logits.iter().map(|&l| sigmoid(l)).collect();
                 let mut on: Vec<usize> = (0..p.len()).filter(|&i| p[i] > self.threshold).collect();
                 on.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
                 let labels = on.iter().map(|&i| LabelScore { label: names[i].clone(), probability: p[i] }).collect();
@@ -211,7 +212,7 @@ impl Classifier {
                 let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 let p: Vec<f64> = e.iter().map(|x| x / z).collect();
-                let best = (0..p.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+                let best = argmax(&logits);
                 Prediction { label: Some(names[best].clone()), label_id: Some(best as i64), score: p[best], probabilities: Some(p), logits, ..none }
             }
             (None, _) => Prediction { logits, ..none },

@@ -327,9 +327,9 @@ fn predict_test(model: &Model, args: &ClassifyArgs, path: &Path, out: &Path) -> 
     for (i, l) in rows.iter().enumerate() {
         let p = match model.problem() {
             ProblemType::Regression => format!("{:.3}", l[0]),
-            ProblemType::SingleLabel => names[(0..l.len()).fold(0, |b, j| if l[j] > l[b] { j } else { b })].clone(),
+            ProblemType::SingleLabel => names[metrics::argmax(l)].clone(),
             ProblemType::MultiLabel => {
-                let on: Vec<&str> = (0..l.len()).filter(|&j| 1.0 / (1.0 + (-(l[j] as f64)).exp()) > args.threshold).map(|j| names[j].as_str()).collect();
+                let on: Vec<&str> = (0..l.len()).filter(|&j| metrics::sigmoid(l[j]) > args.threshold).map(|j| names[j].as_str()).collect();
                 on.join(",")
             }
         };

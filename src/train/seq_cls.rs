@@ -96,11 +96,7 @@ impl Workload for Work<'_> {
         let mut metrics = Map::new();
         let mut first = None;
         for (suffix, data) in &self.evals {
-            let labels = data.labels.as_ref().ok_or_else(|| Error::Invalid("evaluation split has no labels".into()))?;
-            let logits = self.model.logits(&data.features, self.eval_batch_size);
-            let (scores, objective) = (self.scorer)(&logits, labels)?;
-            insert_prefixed(&mut metrics, &scores, suffix);
-            metrics.insert(format!("eval_loss{suffix}"), json!(self.model.loss(&logits, labels)));
+            let (_, objective) = score_split(self.model, data, self.scorer, self.eval_batch_size, suffix, &mut metrics)?;
             first.get_or_insert(objective);
         }
         Ok(Evaluation { metrics, objective: first.unwrap_or(f64::NAN) })
@@ -115,15 +111,22 @@ impl Workload for Work<'_> {
 /// ending in `suffix`), and the logits into `eval_logits<suffix>.json` for side-by-side checks
 /// against transformers (tools/check_hf_load.py). Returns those logits.
 pub fn final_evaluation(model: &Model, data: &Encoded, scorer: &Scorer, batch_size: usize, out: &Path, suffix: &str, results: &mut Map<String, serde_json::Value>) -> Result<Vec<Vec<f32>>> {
-    let labels = data.labels.as_ref().ok_or_else(|| Error::Invalid("evaluation split has no labels".into()))?;
-    let logits = model.logits(&data.features, batch_size);
+    let (logits, _) = score_split(model, data, scorer, batch_size, suffix, results)?;
     let rows: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&logits)?;
     crate::io::write_json(&out.join(format!("eval_logits{suffix}.json")), &rows)?;
-    let (scores, _) = scorer(&logits, labels)?;
-    insert_prefixed(results, &scores, suffix);
-    results.insert(format!("eval_loss{suffix}"), json!(model.loss(&logits, labels)));
     results.insert(format!("eval_samples{suffix}"), json!(data.features.len()));
     Ok(rows)
+}
+
+/// Scores one labelled split: its metrics and loss into `into` (names ending in `suffix`); returns
+/// the logits and the objective.
+fn score_split(model: &Model, data: &Encoded, scorer: &Scorer, batch_size: usize, suffix: &str, into: &mut Map<String, serde_json::Value>) -> Result<(Tensor, f64)> {
+    let labels = data.labels.as_ref().ok_or_else(|| Error::Invalid("evaluation split has no labels".into()))?;
+    let logits = model.logits(&data.features, batch_size);
+    let (scores, objective) = scorer(&logits, labels)?;
+    insert_prefixed(into, &scores, suffix);
+    into.insert(format!("eval_loss{suffix}"), json!(model.loss(&logits, labels)));
+    Ok((logits, objective))
 }
 
 /// `train_results.json` (the loop's summary plus estimated training FLOPs and the mean sequence
