@@ -17,6 +17,8 @@ training images/s.
         --output-dir /tmp/ref-img [--freeze-backbone --epochs 100]
 """
 import argparse, json, math, os, sys, time
+for _v, _x in (("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")):  # the math mode finetune runs in (run_info::pin_reproducible_math)
+    os.environ.setdefault(_v, _x)
 import torch
 import torch.nn.functional as F
 from PIL import Image

@@ -16,6 +16,8 @@ same key names as finetune.
         --threshold 0.3 --output-dir /tmp/ref-goemotions
 """
 import argparse, csv, json, math, os, re, sys
+for _v, _x in (("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")):  # the math mode finetune runs in (run_info::pin_reproducible_math)
+    os.environ.setdefault(_v, _x)
 import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr

@@ -9,6 +9,8 @@ Defaults follow the run_glue.py README (lr 2e-5, batch 32, max_seq_length 128, 3
 and WNLI); dynamic padding per batch, as finetune does.
 """
 import argparse, csv, json, os, sys
+for _v, _x in (("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")):  # the math mode finetune runs in (run_info::pin_reproducible_math)
+    os.environ.setdefault(_v, _x)
 import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr

@@ -14,6 +14,8 @@ Defaults follow the run_qa.py README (lr 3e-5, batch 12, 2 epochs, max_seq_lengt
 128); questions are cut to max_query_length 64 tokens, as finetune does.
 """
 import argparse, collections, json, os, re, string, sys
+for _v, _x in (("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")):  # the math mode finetune runs in (run_info::pin_reproducible_math)
+    os.environ.setdefault(_v, _x)
 import numpy as np
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed

@@ -8,6 +8,8 @@ grad clipping, AdamW) with the same thread count. Prints a table with examples/s
     $(bash tools/setup-reference.sh) bench/train_step.py --data-dir ../shared/data/glue
 """
 import argparse, json, os, subprocess, sys, time
+for _v, _x in (("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")):  # the math mode finetune runs in (run_info::pin_reproducible_math)
+    os.environ.setdefault(_v, _x)
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

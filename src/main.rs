@@ -3,6 +3,7 @@ use clap::Parser;
 use std::io::IsTerminal;
 
 fn main() -> anyhow::Result<()> {
+    finetune::run_info::pin_reproducible_math();
     // Colours only for a person at a terminal: a log redirected to a file stays plain text, and
     // NO_COLOR (no-color.org: any non-empty value) turns them off everywhere.
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

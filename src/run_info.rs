@@ -1,6 +1,20 @@
 //! What every run records about itself so it can be reproduced: versions, git revision, hardware.
 use serde_json::{json, Value};
 
+/// Puts oneMKL, which libtorch's CPU matmuls call, in its conditional-numerical-reproducibility
+/// mode unless the user chose a mode. Without it MKL may pick its code path and thread split per
+/// call (notably on AMD CPUs), so a run resumed from a checkpoint, whose heap is laid out
+/// differently, drifts from the uninterrupted run in the last bits. On the Intel machines measured
+/// (docs/development.md) the mode changes no result byte. Must run before the first tensor
+/// operation, while the process has one thread: MKL reads the variables once, at its first call.
+pub fn pin_reproducible_math() {
+    for (var, value) in [("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value);
+        }
+    }
+}
+
 pub fn environment(device: tch::Device) -> Value {
     json!({
         "finetune_version": env!("CARGO_PKG_VERSION"),
@@ -12,6 +26,7 @@ pub fn environment(device: tch::Device) -> Value {
         "cpu": cpu_model(),
         "num_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "torch_num_threads": tch::get_num_threads(),
+        "mkl_cbwr": std::env::var("MKL_CBWR").ok(),
         "memory_total_kib": meminfo_total_kib(),
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,

@@ -170,8 +170,12 @@ fn classify_resumes_exactly_and_sweeps_into_report_rows() {
     resumed.push("--resume");
     finetune(&own_data_args(&model, &part, &resumed), d);
     for f in ["eval_results.json", "model.safetensors", "eval_logits.json"] {
-        assert_eq!(std::fs::read(d.join("full").join(f)).unwrap(), std::fs::read(part.join(f)).unwrap(), "{f}");
+        assert!(std::fs::read(d.join("full").join(f)).unwrap() == std::fs::read(part.join(f)).unwrap(), "{f} differs between the full and the resumed run");
     }
+    // The binary ran MKL in its reproducible mode, and says so in the run's record.
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(part.join("run_config.json")).unwrap()).unwrap();
+    let mode = std::env::var("MKL_CBWR").unwrap_or_else(|_| "AUTO".into());
+    assert_eq!(cfg["environment"]["mkl_cbwr"], mode.as_str(), "{}", cfg["environment"]);
 
     let sweep = d.join("sweep");
     finetune(&own_data_args(&model, &sweep, &["--seeds", "1,2", "--max-steps", "2", "--save-strategy", "no"]), d);
