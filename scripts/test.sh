@@ -8,5 +8,6 @@ export LIBTORCH
 cargo build --release
 target/release/finetune fetch || echo "WARNING: could not fetch the default model; model tests will skip" >&2
 target/release/finetune fetch --model efficientnet-lite0 || echo "WARNING: could not fetch EfficientNet-Lite0; its tests will skip" >&2
-# --nocapture so the reasons of skipped tests show in the log.
-cargo test --release "$@" -- --nocapture
+# --nocapture so the reasons of skipped tests show in the log; --no-fail-fast so one failing test
+# binary does not hide the results of the others.
+cargo test --release --no-fail-fast "$@" -- --nocapture

@@ -3,16 +3,10 @@
 //! empty batches and unknown routes with the right status and a JSON message; it finishes an
 //! in-flight request when told to stop.
 mod common;
-use std::io::{BufRead, BufReader};
+use common::server::{call, finetune, start};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-fn finetune() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_finetune"));
-    c.env("HF_HUB_OFFLINE", "1");
-    c
-}
 
 fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/glue-tiny")
@@ -71,56 +65,6 @@ fn predict_reproduces_evaluation() {
     let o = finetune().arg("predict").arg("--model").arg(&run).arg("--input").arg(&jsonl).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("in.jsonl:2") && err.contains("`text` must be a string"), "{err}");
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(model: &Path, extra: &[&str]) -> Server {
-    let mut child = finetune()
-        .args(["serve", "--port", "0", "--max-body-bytes", "4096", "--max-batch-size", "4"])
-        .arg("--model")
-        .arg(model)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-            break url.to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Server { child, base }
-}
-
-/// (status, JSON body) of a request.
-fn call(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let req = ureq::request(method, url).set("content-type", "application/json");
-    let resp = match body {
-        Some(b) => req.send_string(b),
-        None => req.call(),
-    };
-    let resp = match resp {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = resp.status();
-    let text = resp.into_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
 }
 
 #[test]
@@ -199,34 +143,12 @@ fn sigterm_finishes_the_request_in_flight() {
     assert!(s.child.wait().unwrap().success());
 }
 
-/// A model whose tokenizer does not match its weights (a 2,000-word embedding under a 30,522-word
-/// tokenizer): inputs with common words run, a rare word indexes past the embedding and fails
-/// inside libtorch.
-fn mismatched_model(base: &Path, dir: &Path) {
-    use finetune::data::classify::ProblemType;
-    use finetune::model::{checkpoint, config::BertConfig, heads::SequenceClassifier};
-    let cfg: BertConfig = serde_json::from_value(serde_json::json!({
-        "vocab_size": 2000, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "model_type": "bert",
-    }))
-    .unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net = SequenceClassifier::new(&vs.root(), &cfg, 2);
-    checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
-    checkpoint::save_config(&cfg, Some(&["neg".into(), "pos".into()]), ProblemType::SingleLabel, "toy", &dir.join("config.json")).unwrap();
-    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-        if base.join(f).is_file() {
-            std::fs::copy(base.join(f), dir.join(f)).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_failing_request_gets_500_and_the_server_keeps_serving() {
     let Some(base) = common::model_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("mismatched");
-    mismatched_model(&base, &model);
+    common::server::tiny_model(&base, &model, 2000);
     let s = start(&model, &[]);
     let url = |p: &str| format!("{}{p}", s.base);
     let ok = r#"{"text": "a"}"#;

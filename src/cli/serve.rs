@@ -16,6 +16,9 @@ pub struct BatchingCli {
     pub max_body_bytes: usize,
     #[arg(long, default_value_t = 20_000)]
     pub max_input_chars: usize,
+    /// Seconds a request body may take to arrive (then 408).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_body_read: u64,
 }
 
 impl BatchingCli {
@@ -25,6 +28,7 @@ impl BatchingCli {
             max_wait: std::time::Duration::from_millis(self.max_wait_ms),
             max_body_bytes: self.max_body_bytes,
             max_input_chars: self.max_input_chars,
+            body_read_timeout: std::time::Duration::from_secs(self.timeout_body_read),
         }
     }
 }
@@ -40,6 +44,19 @@ pub struct ServeCli {
     pub port: u16,
     #[command(flatten)]
     pub batching: BatchingCli,
+    /// Seconds a connection may take to send a request head, idle keep-alive included.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_header_read: u64,
+    /// Most open connections; the next one gets 503 with Retry-After.
+    #[arg(long, default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub limit_concurrency: usize,
+    /// Seconds a shutdown waits for open requests.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_graceful_shutdown: u64,
+    /// Host names clients may use (comma-separated; `*` for any). Default: the names of --host,
+    /// so a web page cannot reach a loopback server through a name of its own (DNS rebinding).
+    #[arg(long)]
+    pub allowed_hosts: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -60,7 +77,13 @@ pub struct BenchServeCli {
 /// Serves until SIGINT/SIGTERM.
 pub fn serve(sv: ServeCli) -> Result<()> {
     let model = sv.model.load()?;
-    crate::serve::serve(model, sv.batching.config(sv.batching.max_batch_size), std::net::SocketAddr::new(sv.host, sv.port))
+    let limits = crate::serve::http::Limits {
+        header_read_timeout: std::time::Duration::from_secs(sv.timeout_header_read),
+        limit_concurrency: sv.limit_concurrency,
+        graceful_shutdown_timeout: std::time::Duration::from_secs(sv.timeout_graceful_shutdown),
+    };
+    let hosts = sv.allowed_hosts.as_deref().map(crate::serve::http::AllowedHosts::parse);
+    crate::serve::serve(model, sv.batching.config(sv.batching.max_batch_size), limits, hosts, std::net::SocketAddr::new(sv.host, sv.port))
 }
 
 /// Runs the load test at `--max-batch-size` and at 1, and prints the table and the speed-up.

@@ -4,5 +4,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod dropout;
 pub mod heads;
+pub mod download;
 pub mod hub;
+pub mod hub_download;
+pub mod pypi;
 pub mod vision;

@@ -8,7 +8,9 @@
 //! retried one request at a time so the culprit alone gets the 500 — and the worker keeps serving;
 //! `/health` answers 503 if the worker is gone, so an orchestrator restarts the process. The queue
 //! is bounded: when it is full a request gets 503 with `Retry-After` at once, and requests whose
-//! clients have gone away are dropped before the model spends time on them.
+//! clients have gone away are dropped before the model spends time on them. A body that does not
+//! arrive within `body_read_timeout` gets 408; the connection limits are `http`'s.
+pub mod http;
 pub mod load_test;
 
 use crate::data::tokenize::{Features, TextEncoder};
@@ -35,6 +37,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Longest accepted text (characters, per field); longer inputs get 413.
     pub max_input_chars: usize,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 struct Job {
@@ -125,7 +129,7 @@ struct Batch {
     predictions: Vec<Prediction>,
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into(), "status": status.as_u16() }))).into_response()
 }
 
@@ -165,9 +169,10 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
 }
 
 async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
-    let body: Bytes = match axum::body::to_bytes(req.into_body(), state.cfg.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", state.cfg.max_body_bytes)),
+    let body: Bytes = match tokio::time::timeout(state.cfg.body_read_timeout, axum::body::to_bytes(req.into_body(), state.cfg.max_body_bytes)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", state.cfg.max_body_bytes)),
+        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, format!("the request body did not arrive within {:?}", state.cfg.body_read_timeout)),
     };
     let (inputs, batched) = match parse_inputs(&body, &state.cfg) {
         Ok(x) => x,
@@ -217,6 +222,7 @@ pub fn app(model: Classifier, cfg: ServeConfig) -> Router {
     metadata["max_wait_ms"] = json!(cfg.max_wait.as_secs_f64() * 1e3);
     metadata["max_body_bytes"] = json!(cfg.max_body_bytes);
     metadata["max_input_chars"] = json!(cfg.max_input_chars);
+    metadata["body_read_timeout_secs"] = json!(cfg.body_read_timeout.as_secs_f64());
     metadata["max_queued_requests"] = json!(cfg.max_batch_size.max(1) * 64);
     let state = Arc::new(AppState { jobs: tx, alive, encoder, cfg, metadata });
     Router::new()
@@ -244,16 +250,17 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
-pub fn serve(model: Classifier, cfg: ServeConfig, addr: std::net::SocketAddr) -> Result<()> {
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within the shutdown deadline.
+/// Requests must name the server in `Host`: `allowed_hosts`, else the names of `addr`.
+pub fn serve(model: Classifier, cfg: ServeConfig, limits: http::Limits, allowed_hosts: Option<http::AllowedHosts>, addr: std::net::SocketAddr) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| Error::Invalid(format!("cannot start the async runtime: {e}")))?;
+    let hosts = Arc::new(allowed_hosts.unwrap_or_else(|| http::AllowedHosts::for_bind(addr.ip())));
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Invalid(format!("cannot bind {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
         eprintln!("serving {} on http://{local} (POST /predict, GET /health, GET /metadata)", model.model_dir.display());
-        axum::serve(listener, app(model, cfg))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::Invalid(format!("server error: {e}")))
+        let app = app(model, cfg).layer(axum::middleware::from_fn(move |req, next| http::check_host(Arc::clone(&hosts), req, next)));
+        http::serve(listener, app, limits, shutdown_signal()).await;
+        Ok(())
     })
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 use std::path::PathBuf;
 
+pub mod server;
+
 /// The default model's directory, if `finetune fetch` has put it in the HF cache.
 pub fn model_dir() -> Option<PathBuf> {
     if let Ok(d) = std::env::var("FINETUNE_TEST_MODEL") {
