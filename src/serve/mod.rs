@@ -202,7 +202,11 @@ async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Resp
 
 /// 200 while the model thread serves, 503 once it is gone.
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    if state.alive.load(Ordering::SeqCst) {
+    health_response(&state.alive)
+}
+
+fn health_response(alive: &AtomicBool) -> Response {
+    if alive.load(Ordering::SeqCst) {
         Json(json!({ "status": "ok" })).into_response()
     } else {
         error(StatusCode::SERVICE_UNAVAILABLE, "the model worker has stopped")
@@ -263,4 +267,23 @@ pub fn serve(model: Classifier, cfg: ServeConfig, limits: http::Limits, allowed_
         http::serve(listener, app, limits, shutdown_signal()).await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However the model thread ends — a panic that escaped, say — `/health` turns to 503.
+    #[test]
+    fn health_follows_the_model_thread() {
+        let alive = Arc::new(AtomicBool::new(true));
+        assert_eq!(health_response(&alive).status(), StatusCode::OK);
+        let flag = Arc::clone(&alive);
+        let worker = std::thread::spawn(move || {
+            let _alive = Alive(flag);
+            panic!("the worker dies");
+        });
+        assert!(worker.join().is_err());
+        assert_eq!(health_response(&alive).status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }
