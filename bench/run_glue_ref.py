@@ -106,17 +106,31 @@ def main():
     train_and_evaluate(a, model, tok, train, dev, compute)
 
 
+class StepLossTrainer(Trainer):
+    """Records every step's exact loss (the Trainer's own log rounds to 4 decimals), so runs can be
+    compared step by step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.step_losses = []
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.step_losses.append(float(loss))
+        return loss
+
+
 def train_and_evaluate(a, model, tok, train, dev, compute):
     """Trainer with the recipe in `a` (no evaluation during training), then one evaluation; writes
     eval_results.json, train_results.json and train_log.jsonl into a.output_dir. Shared by the
-    reference scripts of the text-classification jobs."""
+    reference scripts of the text-classification jobs. step_losses.json holds each step's loss."""
     args = TrainingArguments(
         output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
         per_device_eval_batch_size=64, num_train_epochs=a.epochs, seed=a.seed, eval_strategy="no",
         save_strategy="no", report_to=[], logging_steps=a.logging_steps, max_steps=a.max_steps, use_cpu=not torch.cuda.is_available(),
     )
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
-                      data_collator=DataCollatorWithPadding(tok), compute_metrics=compute)
+    trainer = StepLossTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
+                              data_collator=DataCollatorWithPadding(tok), compute_metrics=compute)
     tr = trainer.train()
     res = trainer.evaluate()
     res["eval_samples"] = len(dev)
@@ -125,6 +139,7 @@ def train_and_evaluate(a, model, tok, train, dev, compute):
     json.dump(tr.metrics, open(os.path.join(a.output_dir, "train_results.json"), "w"), indent=4, sort_keys=True)
     with open(os.path.join(a.output_dir, "train_log.jsonl"), "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in trainer.state.log_history if "loss" in h)
+    json.dump(trainer.step_losses, open(os.path.join(a.output_dir, "step_losses.json"), "w"))
     print(json.dumps(res, sort_keys=True))
 
 if __name__ == "__main__":

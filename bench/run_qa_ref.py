@@ -45,7 +45,8 @@ def features(tok, examples, a, training):
         ex = examples[enc["overflow_to_sample_mapping"][i]]
         seq = enc.sequence_ids(i)
         offsets = [o if seq[k] == 1 else None for k, o in enumerate(enc["offset_mapping"][i])]
-        f = {"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i], "attention_mask": enc["attention_mask"][i]}
+        # RoBERTa-family tokenizers return no token_type_ids.
+        f = {k: enc[k][i] for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc}
         if training:
             ans = ex["answers"][0]
             start, end = ans["answer_start"], ans["answer_start"] + len(ans["text"])

@@ -93,7 +93,7 @@ fn truncated_safetensors_is_a_clear_error() {
 #[test]
 fn missing_weights_and_bad_config_are_named() {
     let d = tempfile::tempdir().unwrap();
-    let e = checkpoint::read_weights(d.path()).unwrap_err().to_string();
+    let e = checkpoint::read_weights(d.path(), "bert").unwrap_err().to_string();
     assert!(e.contains("no model.safetensors or pytorch_model.bin"), "{e}");
     let p = d.path().join("config.json");
     std::fs::write(&p, br#"{"model_type": "gpt2", "vocab_size": 5, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8}"#).unwrap();

@@ -40,7 +40,11 @@ fn forward_matches_transformers() {
 
     let idx: Vec<usize> = (0..feats.len()).collect();
     let batch = finetune::data::batch::collate(&feats, &idx, enc.pad_id, 1, Device::Cpu);
-    let (hidden, pooled) = tch::no_grad(|| net.bert.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false));
+    let (hidden, pooled) = tch::no_grad(|| {
+        let hidden = net.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false);
+        let pooled = net.encoder.pool(&hidden).expect("BERT has a pooler");
+        (hidden, pooled)
+    });
     let logits = tch::no_grad(|| net.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false));
     for (i, f) in feats.iter().enumerate() {
         let ours = hidden.get(i as i64).narrow(0, 0, f.input_ids.len() as i64);

@@ -90,7 +90,8 @@ impl TextEncoder {
             }))
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
-        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0) as i64;
+        // WordPiece vocabularies call it [PAD], byte-level BPE and SentencePiece ones <pad>.
+        let pad_id = ["[PAD]", "<pad>"].iter().find_map(|t| tokenizer.token_to_id(t)).unwrap_or(0) as i64;
         Ok(TextEncoder { tokenizer, pad_id })
     }
 

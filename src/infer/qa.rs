@@ -59,8 +59,8 @@ impl QaModel {
     pub fn save(&self, dir: &Path) -> Result<()> {
         checkpoint::save_safetensors(&self.vs, &dir.join("model.safetensors"))?;
         let mut cfg = self.cfg.clone();
-        cfg.extra.insert("architectures".into(), json!(["BertForQuestionAnswering"]));
-        cfg.model_type = Some("bert".into());
+        cfg.extra.insert("architectures".into(), json!([cfg.architecture("ForQuestionAnswering")]));
+        cfg.model_type = Some(cfg.model_type.clone().unwrap_or_else(|| "bert".into()));
         crate::io::write_json(&dir.join("config.json"), &cfg)?;
         checkpoint::save_tokenizer(&self.tokenizer, &self.source_dir, dir)
     }
@@ -84,12 +84,12 @@ pub fn load_trained(dir: &Path, device: Device) -> Result<QaModel> {
     Ok(model)
 }
 
-/// Whether a model directory holds a `BertForQuestionAnswering`.
+/// Whether a model directory holds a `…ForQuestionAnswering` (BERT, RoBERTa, XLM-RoBERTa).
 pub fn is_qa_model(dir: &Path) -> bool {
     std::fs::read(dir.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .is_some_and(|c| c["architectures"].as_array().is_some_and(|a| a.iter().any(|x| x == "BertForQuestionAnswering")))
+        .is_some_and(|c| c["architectures"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.ends_with("ForQuestionAnswering")))))
 }
 
 /// Windows and post-processing as the model was trained and evaluated (its run_config.json),

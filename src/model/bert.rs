@@ -1,8 +1,10 @@
-//! The BERT encoder (embeddings → N transformer layers → pooler) in tch's nn style. Variable names
-//! follow Hugging Face's `BertModel` exactly, so checkpoints load and save without a name map.
-//! Dropout is real (active only when `train` is true); attention runs through SDPA, like
-//! transformers' default `sdpa` attention for BERT.
-use crate::model::config::BertConfig;
+//! The BERT encoder (embeddings → N transformer layers → pooler) in tch's nn style, and RoBERTa's,
+//! which differs only in its position ids (counted from `pad_token_id + 1` over non-padding
+//! tokens, the padding row frozen) and has no pooler under its task heads. Variable names follow
+//! Hugging Face's `BertModel` / `RobertaModel` exactly, so checkpoints load and save without a
+//! name map. Dropout is real (active only when `train` is true); attention runs through SDPA, like
+//! transformers' default `sdpa` attention.
+use crate::model::config::{BertConfig, Family};
 use crate::model::dropout::{attention, dropout};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -45,23 +47,46 @@ struct Embeddings {
     token_type: nn::Embedding,
     layer_norm: nn::LayerNorm,
     dropout: f64,
+    family: Family,
+    pad: i64,
 }
 
 impl Embeddings {
     fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+        let family = cfg.family();
+        let position_pad = if family == Family::Roberta { cfg.pad_token_id } else { -1 };
         Embeddings {
             word: embedding(&p / "word_embeddings", cfg.vocab_size, cfg.hidden_size, cfg.pad_token_id, cfg),
-            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, cfg.hidden_size, -1, cfg),
+            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, cfg.hidden_size, position_pad, cfg),
             token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, -1, cfg),
             layer_norm: layer_norm(&p / "LayerNorm", cfg),
             dropout: cfg.hidden_dropout_prob,
+            family,
+            pad: cfg.pad_token_id,
+        }
+    }
+
+    /// BERT: 0, 1, ...; RoBERTa: `pad + 1`, `pad + 2`, ... over real tokens and `pad` on padding
+    /// (transformers' `create_position_ids_from_input_ids`).
+    fn position_ids(&self, input_ids: &Tensor) -> Tensor {
+        match self.family {
+            Family::Bert => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
+            Family::Roberta => {
+                let real = input_ids.ne(self.pad).to_kind(Kind::Int64);
+                real.cumsum(1, Kind::Int64) * &real + self.pad
+            }
         }
     }
 
     fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
-        let seq = input_ids.size()[1];
-        let positions = Tensor::arange(seq, (Kind::Int64, input_ids.device())).unsqueeze(0);
-        let e = self.word.forward(input_ids) + self.token_type.forward(token_type_ids) + self.position.forward(&positions);
+        let positions = self.position_ids(input_ids);
+        // RoBERTa's tokenizers give the model no token types (transformers leaves them out of its
+        // inputs), so it sees zeros, whatever a pair template or an overflowing window set.
+        let token_types = match self.family {
+            Family::Bert => self.token_type.forward(token_type_ids),
+            Family::Roberta => self.token_type.forward(&token_type_ids.zeros_like()),
+        };
+        let e = self.word.forward(input_ids) + token_types + self.position.forward(&positions);
         dropout(&self.layer_norm.forward(&e), self.dropout, train)
     }
 }
@@ -120,32 +145,39 @@ impl Layer {
     }
 }
 
-/// `BertModel`: returns (last hidden states [b, s, h], pooled [CLS] [b, h]).
+/// `BertModel` / `RobertaModel`: the last hidden states, and the pooled first token where the
+/// family's heads use a pooler.
 #[derive(Debug)]
 pub struct Bert {
     embeddings: Embeddings,
     layers: Vec<Layer>,
-    pooler: nn::Linear,
+    pooler: Option<nn::Linear>,
 }
 
 impl Bert {
-    /// Builds the encoder under `p` (conventionally the `bert` path).
+    /// Builds the encoder under `p` (the family's prefix: `bert`, `roberta`). RoBERTa's task models
+    /// are built without a pooler (`add_pooling_layer=False` in transformers).
     pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         let enc = &p / "encoder" / "layer";
         Bert {
             embeddings: Embeddings::new(&p / "embeddings", cfg),
             layers: (0..cfg.num_hidden_layers).map(|i| Layer::new(&enc / i, cfg)).collect(),
-            pooler: linear(&p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, cfg),
+            pooler: (cfg.family() == Family::Bert).then(|| linear(&p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, cfg)),
         }
     }
 
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
+    /// Last hidden states [batch, seq, hidden].
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
         let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
         let mut x = self.embeddings.forward(input_ids, token_type_ids, train);
         for layer in &self.layers {
             x = layer.forward(&x, &mask, train);
         }
-        let pooled = self.pooler.forward(&x.select(1, 0)).tanh();
-        (x, pooled)
+        x
+    }
+
+    /// The pooler's tanh(dense(first token)), for a family that has one.
+    pub fn pool(&self, hidden: &Tensor) -> Option<Tensor> {
+        self.pooler.as_ref().map(|p| p.forward(&hidden.select(1, 0)).tanh())
     }
 }

@@ -1,7 +1,8 @@
 //! Reading pre-trained weights into a VarStore and writing fine-tuned models back out as Hugging
 //! Face directories. `model.safetensors` is read with the safetensors crate (so a truncated or
 //! corrupt file is a clear error, not a crash); `pytorch_model.bin` is the fallback. Names are
-//! accepted with or without the `bert.` prefix; every tensor's shape is checked against the config.
+//! accepted with or without the encoder's prefix (`bert.`, `roberta.`); every tensor's shape is
+//! checked against the config.
 use crate::data::classify::ProblemType;
 use crate::error::{Error, Result};
 use crate::model::config::BertConfig;
@@ -22,14 +23,22 @@ pub struct LoadReport {
 
 /// Variables a base checkpoint may lack: the task head (and the pooler, as transformers allows).
 fn may_be_new(name: &str) -> bool {
-    name.starts_with("classifier.") || name.starts_with("qa_outputs.") || name.starts_with("bert.pooler.")
+    name.starts_with("classifier.") || name.starts_with("qa_outputs.") || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
 }
 
-/// Maps a checkpoint name onto our (HF `BertFor*`) variable names.
-fn canonical(name: &str) -> String {
+/// Maps a checkpoint name onto our (HF `BertFor*` / `RobertaFor*`) variable names: an encoder
+/// tensor saved without its prefix (a base `BertModel`) gets `prefix.`.
+fn canonical(name: &str, prefix: &str) -> String {
     let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
-    let is_head = ["classifier.", "qa_outputs.", "bert.", "cls."].iter().any(|p| name.starts_with(p));
-    if is_head { name } else { format!("bert.{name}") }
+    let keep = ["classifier.", "qa_outputs.", "cls.", "lm_head."].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
+    if keep { name } else { format!("{prefix}.{name}") }
+}
+
+/// The encoder prefix of a model's variables (`bert`, `roberta`).
+fn prefix_of(vs: &VarStore) -> String {
+    let vars = vs.variables();
+    let word = vars.keys().find(|n| n.ends_with(".embeddings.word_embeddings.weight"));
+    word.map_or("bert".into(), |n| n.trim_end_matches(".embeddings.word_embeddings.weight").to_string())
 }
 
 /// The weights file of a model directory: `model.safetensors`, else `pytorch_model.bin`.
@@ -41,15 +50,16 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf> {
         .ok_or_else(|| Error::file(dir, "no model.safetensors or pytorch_model.bin in the model directory"))
 }
 
-/// Reads every tensor of the model directory's weights file, keyed by canonical name.
-pub fn read_weights(dir: &Path) -> Result<(PathBuf, HashMap<String, Tensor>)> {
+/// Reads every tensor of the model directory's weights file, keyed by canonical name (encoder
+/// tensors under `prefix`).
+pub fn read_weights(dir: &Path, prefix: &str) -> Result<(PathBuf, HashMap<String, Tensor>)> {
     let path = weights_file(dir)?;
     let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
         read_safetensors(&path)?
     } else {
         Tensor::loadz_multi(&path).map_err(|e| Error::file(&path, format!("cannot read PyTorch weights: {e}")))?
     };
-    Ok((path, tensors.into_iter().map(|(n, t)| (canonical(&n), t)).collect()))
+    Ok((path, tensors.into_iter().map(|(n, t)| (canonical(&n, prefix), t)).collect()))
 }
 
 /// Reads every tensor of a safetensors file.
@@ -109,7 +119,7 @@ pub fn read_torch_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// an error unless it may legitimately be new (`may_be_new`); a shape that disagrees with the config
 /// is always an error naming the tensor.
 pub fn load_into(vs: &VarStore, dir: &Path) -> Result<LoadReport> {
-    let (path, weights) = read_weights(dir)?;
+    let (path, weights) = read_weights(dir, &prefix_of(vs))?;
     copy_weights(vs, &path, weights, may_be_new)
 }
 
@@ -240,9 +250,9 @@ pub fn save_config(cfg: &BertConfig, labels: Option<&[String]>, problem: Problem
     cfg.id2label = Some(names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone())).collect());
     cfg.label2id = Some(names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect());
     cfg.problem_type = Some(problem.hf_name().into());
-    cfg.extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+    cfg.extra.insert("architectures".into(), serde_json::json!([cfg.architecture("ForSequenceClassification")]));
     cfg.extra.insert("finetuning_task".into(), serde_json::json!(task));
-    cfg.model_type = Some("bert".into());
+    cfg.model_type = Some(cfg.model_type.clone().unwrap_or_else(|| "bert".into()));
     crate::io::write_json(path, &cfg)
 }
 

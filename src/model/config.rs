@@ -1,4 +1,6 @@
-//! `BertConfig`, deserialised straight from a Hugging Face `config.json`. Unknown keys are kept, so a
+//! `BertConfig`, deserialised straight from a Hugging Face `config.json` of the BERT-shaped encoder
+//! families (`model_type` `bert`, `roberta`, `xlm-roberta`: the same layers, RoBERTa's positions
+//! offset past the padding index and its own classification head). Unknown keys are kept, so a
 //! saved fine-tuned model carries every field of its base model's config through unchanged.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -67,6 +69,19 @@ fn default_pos_type() -> String {
     "absolute".into()
 }
 
+/// The encoder families `BertConfig` describes, by `model_type`.
+pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta"];
+
+/// How a family's layers differ from BERT's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Positions 0.., a pooler under the sequence-classification head.
+    Bert,
+    /// Positions counted from `pad_token_id + 1` over non-padding tokens, no pooler, a
+    /// dense-tanh-projection head on `<s>` (RoBERTa, XLM-RoBERTa).
+    Roberta,
+}
+
 impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = crate::io::read(path)?;
@@ -78,9 +93,9 @@ impl BertConfig {
 
     fn validate(&self, path: &Path) -> Result<()> {
         let bad = |msg: String| Err(Error::file(path, msg));
-        // Other architectures (RoBERTa's offset positions, ...) would load silently wrong: refuse them.
-        if let Some(t) = self.model_type.as_deref().filter(|t| *t != "bert") {
-            return bad(format!("model_type `{t}` is not supported; expected a BERT-family encoder (`bert`)"));
+        // Other architectures would load silently wrong: refuse them.
+        if let Some(t) = self.model_type.as_deref().filter(|t| !MODEL_TYPES.contains(t)) {
+            return bad(format!("model_type `{t}` is not supported; expected one of {}", MODEL_TYPES.join(", ")));
         }
         for (name, v) in [
             ("vocab_size", self.vocab_size),
@@ -131,13 +146,48 @@ impl BertConfig {
         Ok(())
     }
 
+    pub fn family(&self) -> Family {
+        match self.model_type.as_deref() {
+            Some("roberta" | "xlm-roberta") => Family::Roberta,
+            _ => Family::Bert,
+        }
+    }
+
+    /// The encoder's name in checkpoints (`bert.…`, `roberta.…`; XLM-RoBERTa uses `roberta`).
+    pub fn prefix(&self) -> &'static str {
+        match self.family() {
+            Family::Bert => "bert",
+            Family::Roberta => "roberta",
+        }
+    }
+
+    /// transformers' class name for `task` (`ForSequenceClassification`, ...): `BertFor…`,
+    /// `RobertaFor…`, `XLMRobertaFor…`.
+    pub fn architecture(&self, task: &str) -> String {
+        let family = match self.model_type.as_deref() {
+            Some("roberta") => "Roberta",
+            Some("xlm-roberta") => "XLMRoberta",
+            _ => "Bert",
+        };
+        format!("{family}{task}")
+    }
+
+    /// Position embeddings a sequence cannot use: RoBERTa's start after the padding index.
+    pub fn position_offset(&self) -> i64 {
+        match self.family() {
+            Family::Bert => 0,
+            Family::Roberta => self.pad_token_id + 1,
+        }
+    }
+
     /// Refuses a `max_seq_length` the position embeddings cannot cover (the forward pass would
     /// index past them).
     pub fn check_seq_length(&self, max_seq_length: usize, path: &Path) -> Result<()> {
-        if max_seq_length as i64 > self.max_position_embeddings || max_seq_length < 2 {
+        let usable = self.max_position_embeddings - self.position_offset();
+        if max_seq_length as i64 > usable || max_seq_length < 2 {
             return Err(Error::file(
                 path,
-                format!("max_seq_length {max_seq_length} does not fit this model: it has {} positions (max_position_embeddings)", self.max_position_embeddings),
+                format!("max_seq_length {max_seq_length} does not fit this model: it has {usable} positions (max_position_embeddings {}{})", self.max_position_embeddings, if self.position_offset() > 0 { format!(" less the {} RoBERTa reserves", self.position_offset()) } else { String::new() }),
             ));
         }
         Ok(())

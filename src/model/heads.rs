@@ -1,18 +1,28 @@
 //! Task heads on top of the encoder. `BertForSequenceClassification` as in transformers: pooled
-//! [CLS] → dropout → linear, with the loss of its `problem_type`: MSE for regression
-//! (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally class-weighted), or one
-//! sigmoid per label with binary cross-entropy for multi-label classification.
+//! [CLS] → dropout → linear; `RobertaForSequenceClassification` (and XLM-R's): first token →
+//! dropout → dense → tanh → dropout → `out_proj`; either with the loss of its `problem_type`: MSE for
+//! regression (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally
+//! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
+//! classification.
 use crate::data::classify::ProblemType;
 use crate::model::bert::{linear, Bert};
-use crate::model::config::BertConfig;
+use crate::model::config::{BertConfig, Family};
 use crate::model::dropout::dropout;
 use tch::nn::{self, Module};
 use tch::{Reduction, Tensor};
 
 #[derive(Debug)]
+enum ClassifierHead {
+    /// BERT: a linear layer on the pooler's output.
+    Pooled(nn::Linear),
+    /// RoBERTa's `classifier.dense` and `classifier.out_proj` on the first token.
+    FirstToken { dense: nn::Linear, out_proj: nn::Linear },
+}
+
+#[derive(Debug)]
 pub struct SequenceClassifier {
-    pub bert: Bert,
-    classifier: nn::Linear,
+    pub encoder: Bert,
+    head: ClassifierHead,
     dropout: f64,
     pub num_labels: i64,
     pub problem: ProblemType,
@@ -21,11 +31,17 @@ pub struct SequenceClassifier {
 }
 
 impl SequenceClassifier {
-    /// Creates the model under the VarStore root with HF's names (`bert.*`, `classifier.*`).
+    /// Creates the model under the VarStore root with HF's names (`bert.*` or `roberta.*`,
+    /// `classifier.*`).
     pub fn new(root: &nn::Path, cfg: &BertConfig, num_labels: i64) -> Self {
+        let h = cfg.hidden_size;
+        let head = match cfg.family() {
+            Family::Bert => ClassifierHead::Pooled(linear(root / "classifier", h, num_labels, cfg)),
+            Family::Roberta => ClassifierHead::FirstToken { dense: linear(root / "classifier" / "dense", h, h, cfg), out_proj: linear(root / "classifier" / "out_proj", h, num_labels, cfg) },
+        };
         SequenceClassifier {
-            bert: Bert::new(root / "bert", cfg),
-            classifier: linear(root / "classifier", cfg.hidden_size, num_labels, cfg),
+            encoder: Bert::new(root / cfg.prefix(), cfg),
+            head,
             dropout: cfg.classifier_dropout(),
             num_labels,
             problem: if num_labels == 1 { ProblemType::Regression } else { ProblemType::SingleLabel },
@@ -43,8 +59,17 @@ impl SequenceClassifier {
 
     /// Logits [batch, num_labels].
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let (_, pooled) = self.bert.forward(input_ids, token_type_ids, attention_mask, train);
-        self.classifier.forward(&dropout(&pooled, self.dropout, train))
+        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        match &self.head {
+            ClassifierHead::Pooled(classifier) => {
+                let pooled = self.encoder.pool(&hidden).expect("a BERT encoder has a pooler");
+                classifier.forward(&dropout(&pooled, self.dropout, train))
+            }
+            ClassifierHead::FirstToken { dense, out_proj } => {
+                let x = dense.forward(&dropout(&hidden.select(1, 0), self.dropout, train)).tanh();
+                out_proj.forward(&dropout(&x, self.dropout, train))
+            }
+        }
     }
 
     /// Mean loss of `logits` against `labels`: i64 classes, f32 scores when regressing, f32 0/1
@@ -65,23 +90,23 @@ impl SequenceClassifier {
     }
 }
 
-/// `BertForQuestionAnswering`: a linear layer over every token's hidden state gives start and end
-/// logits (`qa_outputs`, 2 outputs); the pooler is unused.
+/// `BertForQuestionAnswering` (and RoBERTa's): a linear layer over every token's hidden state
+/// gives start and end logits (`qa_outputs`, 2 outputs); a pooler is unused.
 #[derive(Debug)]
 pub struct QuestionAnswering {
-    pub bert: Bert,
+    pub encoder: Bert,
     qa_outputs: nn::Linear,
 }
 
 impl QuestionAnswering {
     pub fn new(root: &nn::Path, cfg: &BertConfig) -> Self {
-        QuestionAnswering { bert: Bert::new(root / "bert", cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg) }
+        QuestionAnswering { encoder: Bert::new(root / cfg.prefix(), cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg) }
     }
 
     /// (start, end) logits, each [batch, seq]; padding positions are left as computed (callers
     /// only read context tokens).
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let (hidden, _) = self.bert.forward(input_ids, token_type_ids, attention_mask, train);
+        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
         let logits = self.qa_outputs.forward(&hidden);
         let parts = logits.split(1, -1);
         (parts[0].squeeze_dim(-1), parts[1].squeeze_dim(-1))

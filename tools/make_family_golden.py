@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Tiny random checkpoints of the encoder families beyond BERT, and what transformers computes
+with them: tests/fixtures/families/<model_type>/ holds a base checkpoint (config.json,
+model.safetensors, tokenizer files) and golden.json (token ids and offsets of text pairs; logits,
+losses and gradient norms of the sequence-classification, regression and question-answering heads,
+whose fresh weights transformers draws after torch.manual_seed(42); run_qa.py's windows over a
+non-ASCII context; and a digest of the ids and offsets of 1,000 GLUE and SQuAD inputs).
+
+The tokenizers are trained here on GLUE sentences (the hub is out of reach): byte-level BPE for
+RoBERTa, Unigram with Metaspace for XLM-RoBERTa, each wrapped in its transformers fast class so the
+special tokens and pair template are that class's. Run with the reference environment:
+
+    ~/.cache/finetune/torch-2.11.0/bin/python tools/make_family_golden.py --glue-dir ../shared/data/glue \
+        --squad-file ../shared/data/squad/train-v1.1.json
+"""
+import argparse, csv, hashlib, json, os, sys, types
+import numpy as np
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "families")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from run_qa_ref import features as qa_features  # noqa: E402  (run_qa.py's windows and answer labels)
+
+# SQuAD-style examples with non-ASCII context, for the answer-span mapping over BPE offsets.
+QA_CONTEXT = "Der Kaffee in München schmeckt anders. After years, the naïve owner moved to Zürich’s old town (旧城区) with the espresso machine, far from Paris."
+QA_EXAMPLES = [
+    {"question": "  Where did the naïve owner move?", "answer": "Zürich’s old town (旧城区)"},
+    {"question": "What did he take?", "answer": "the espresso machine"},
+    {"question": "Where is the coffee different?", "answer": "München"},
+]
+QA_CFG = types.SimpleNamespace(max_seq_length=64, doc_stride=24, max_query_length=12)
+PAIRS = [
+    ("The cat sat on the mat.", "A cat is sitting on a mat."),
+    ("Héllo WORLD, naïve café — ünïcödé façade!", None),
+    ("Dogs bark loudly at night because they are guarding the house from strangers walking by.", "Strangers walk by."),
+    ("  Leading spaces and\ttabs.", "Zürich's 3.5% growth in 2021?"),
+]
+MAX_LEN = 24
+SIZES = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24, max_position_embeddings=MAX_LEN + 2)
+
+
+def sentences(glue_dir, n=3000):
+    out = []
+    for task, cols in (("RTE", (1, 2)), ("SST-2", (0,)), ("MRPC", (3, 4))):
+        with open(os.path.join(glue_dir, task, "train.tsv"), encoding="utf-8") as f:
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+        out += [r[c] for r in rows[: n // 3] for c in cols if c < len(r)]
+    return out
+
+
+def byte_bpe(texts):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
+    return tok
+
+
+def unigram(texts):
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return tok
+
+
+FAMILIES = {
+    "roberta": (transformers.RobertaConfig, transformers.RobertaModel, transformers.RobertaTokenizerFast, byte_bpe),
+    "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel, transformers.XLMRobertaTokenizerFast, unigram),
+}
+
+
+def parity_items(glue_dir, squad_file):
+    """1,000 inputs for the tokenizer check: 400 RTE pairs, 300 SST-2 sentences, 300 SQuAD
+    question/context pairs (tests/families.rs reads the same rows)."""
+    def tsv(path, n):
+        with open(path, encoding="utf-8") as f:
+            return [l.rstrip("\n").split("\t") for l in f][1 : n + 1]
+    items = [(r[1], r[2]) for r in tsv(os.path.join(glue_dir, "RTE", "train.tsv"), 400)]
+    items += [(r[0], None) for r in tsv(os.path.join(glue_dir, "SST-2", "train.tsv"), 300)]
+    qas = [(qa["question"], p["context"]) for art in json.load(open(squad_file, encoding="utf-8"))["data"] for p in art["paragraphs"] for qa in p["qas"]]
+    return items + qas[:300]
+
+
+def parity(tok, items, max_length=128):
+    """A 12-hex digest per input of its ids and character offsets, truncated longest-first."""
+    out = []
+    for a, b in items:
+        e = tok(a, b, truncation="longest_first", max_length=max_length, return_offsets_mapping=True)
+        text = json.dumps([e["input_ids"], [list(o) for o in e["offset_mapping"]]], separators=(",", ":"))
+        out.append(hashlib.sha256(text.encode()).hexdigest()[:12])
+    return out
+
+
+def r(t):
+    return np.round(t.detach().double().numpy(), 7).tolist()
+
+
+def grad_norms(model):
+    return {n: float(p.grad.double().norm()) for n, p in model.named_parameters() if p.grad is not None}
+
+
+def make(model_type, texts, items):
+    cfg_cls, model_cls, tok_cls, train_tok = FAMILIES[model_type]
+    d = os.path.join(OUT, model_type)
+    os.makedirs(d, exist_ok=True)
+    raw = train_tok(texts)
+    raw_path = os.path.join(d, "raw-tokenizer.json")
+    raw.save(raw_path)
+    tok = tok_cls(tokenizer_file=raw_path, model_max_length=MAX_LEN)
+    os.remove(raw_path)
+    tok.save_pretrained(d)
+    cfg = cfg_cls(vocab_size=tok.backend_tokenizer.get_vocab_size(), type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **SIZES)
+    torch.manual_seed(0)
+    base = model_cls(cfg, add_pooling_layer=False)
+    base.save_pretrained(d, safe_serialization=True)
+
+    tok = AutoTokenizer.from_pretrained(d)
+    enc = [tok(a, b, truncation="longest_first", max_length=MAX_LEN, return_offsets_mapping=True) for a, b in PAIRS]
+    batch = tok.pad([{k: e[k] for k in ("input_ids", "attention_mask")} for e in enc], return_tensors="pt")
+    golden = {
+        "transformers": transformers.__version__, "torch": torch.__version__, "max_seq_length": MAX_LEN,
+        "texts": [[a, b] for a, b in PAIRS],
+        "input_ids": [e["input_ids"] for e in enc],
+        "offsets": [[list(o) for o in e["offset_mapping"]] for e in enc],
+    }
+    labels = torch.tensor([0, 2, 1, 2])
+    for name, num_labels, target in (("seq_cls", 3, labels), ("regression", 1, torch.tensor([0.5, -1.0, 2.0, 0.25]))):
+        torch.manual_seed(42)
+        m = AutoModelForSequenceClassification.from_pretrained(d, num_labels=num_labels, attn_implementation="eager").eval()
+        out = m(**batch, labels=target)
+        out.loss.backward()
+        golden[name] = {"labels": target.tolist(), "logits": r(out.logits), "loss": float(out.loss), "grad_norms": grad_norms(m)}
+    torch.manual_seed(42)
+    m = AutoModelForQuestionAnswering.from_pretrained(d, attn_implementation="eager").eval()
+    starts, ends = torch.tensor([1, 3, 0, 5]), torch.tensor([2, 6, 0, 5])
+    out = m(**batch, start_positions=starts, end_positions=ends)
+    out.loss.backward()
+    mask = batch["attention_mask"].bool()
+    golden["qa"] = {
+        "start_positions": starts.tolist(), "end_positions": ends.tolist(), "loss": float(out.loss), "grad_norms": grad_norms(m),
+        # Real positions only: padded ones are implementation-defined.
+        "start_logits": [r(out.start_logits[i][mask[i]]) for i in range(len(PAIRS))],
+        "end_logits": [r(out.end_logits[i][mask[i]]) for i in range(len(PAIRS))],
+    }
+    examples = [{"question": q["question"], "context": QA_CONTEXT,
+                 "answers": [{"text": q["answer"], "answer_start": QA_CONTEXT.index(q["answer"])}]} for q in QA_EXAMPLES]
+    golden["qa_features"] = {
+        "context": QA_CONTEXT, "examples": QA_EXAMPLES, "config": vars(QA_CFG),
+        "windows": [{"input_ids": f["input_ids"], "start_position": f["start_positions"], "end_position": f["end_positions"]}
+                    for f in qa_features(tok, examples, QA_CFG, True)],
+    }
+    golden["parity"] = parity(tok, items)
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(golden, f)
+    print(f"{d}: vocab {cfg.vocab_size}, {sum(p.numel() for p in base.parameters())} parameters")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--glue-dir", required=True)
+    ap.add_argument("--squad-file", required=True, help="SQuAD v1.1 train-v1.1.json")
+    args = ap.parse_args()
+    texts = sentences(args.glue_dir)
+    items = parity_items(args.glue_dir, args.squad_file)
+    for model_type in FAMILIES:
+        make(model_type, texts, items)
+
+
+if __name__ == "__main__":
+    main()
