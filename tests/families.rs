@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-const FAMILIES: &[&str] = &["roberta", "xlm-roberta"];
+const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra"];
 
 fn dir(family: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family)
@@ -44,6 +44,9 @@ fn batch(family: &str, g: &Value) -> Batch {
     let ids: Vec<Vec<i64>> = serde_json::from_value(g["input_ids"].clone()).unwrap();
     for (i, f) in feats.iter().enumerate() {
         assert_eq!(f.input_ids, ids[i], "{family}: input_ids of pair {i}");
+        if let Some(types) = g["token_type_ids"][i].as_array() {
+            assert_eq!(f.token_type_ids, types.iter().map(|t| t.as_i64().unwrap()).collect::<Vec<_>>(), "{family}: token_type_ids of pair {i}");
+        }
     }
     let idx: Vec<usize> = (0..feats.len()).collect();
     collate(&feats, &idx, enc.pad_id, 1, Device::Cpu)
@@ -156,7 +159,7 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let p = tmp.path().join("config.json");
     std::fs::write(&p, r#"{"model_type": "gpt2", "vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 4}"#).unwrap();
     let e = BertConfig::from_file(&p).unwrap_err().to_string();
-    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta"), "{e}");
+    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra"), "{e}");
 }
 
 /// run_qa.py's windows and answer labels over byte-level BPE and Unigram offsets, on a context with
@@ -225,7 +228,11 @@ fn families_run_through_glue_squad_and_predict() {
         let data_dir = repo.join("examples/glue-tiny");
         finetune(&["glue", "--task", "sst2", "--model", m, "--data-dir", data_dir.to_str().unwrap(), "--max-steps", "3", "--batch-size", "8", "--max-seq-length", "24", "--save-strategy", "no", "--output-dir", glue_out.to_str().unwrap()]);
         let cfg: Value = serde_json::from_slice(&std::fs::read(glue_out.join("config.json")).unwrap()).unwrap();
-        let class = if *family == "roberta" { "Roberta" } else { "XLMRoberta" };
+        let class = match *family {
+            "roberta" => "Roberta",
+            "xlm-roberta" => "XLMRoberta",
+            _ => "Electra",
+        };
         assert_eq!(cfg["architectures"][0], format!("{class}ForSequenceClassification"));
         assert_eq!(cfg["model_type"], *family);
         let input = tmp.path().join("in.jsonl");

@@ -8,7 +8,7 @@ non-ASCII context; and a digest of the ids and offsets of 1,000 GLUE and SQuAD i
 
 The tokenizers are trained here on GLUE sentences (the hub is out of reach): byte-level BPE for
 RoBERTa, Unigram with Metaspace for XLM-RoBERTa, each wrapped in its transformers fast class so the
-special tokens and pair template are that class's. Run with the reference environment:
+special tokens and pair template are that class's; WordPiece for ELECTRA. Run with the reference environment:
 
     ~/.cache/finetune/torch-2.11.0/bin/python tools/make_family_golden.py --glue-dir ../shared/data/glue \
         --squad-file ../shared/data/squad/train-v1.1.json
@@ -71,9 +71,25 @@ def unigram(texts):
     return tok
 
 
+def wordpiece(texts):
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials, limit_alphabet=120))
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return tok
+
+
+ROBERTA_IDS = dict(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+# model_type: (config class, base model, its keyword arguments, fast tokenizer class, tokenizer
+# trainer, config options switched on)
 FAMILIES = {
-    "roberta": (transformers.RobertaConfig, transformers.RobertaModel, transformers.RobertaTokenizerFast, byte_bpe),
-    "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel, transformers.XLMRobertaTokenizerFast, unigram),
+    "roberta": (transformers.RobertaConfig, transformers.RobertaModel, {"add_pooling_layer": False}, transformers.RobertaTokenizerFast, byte_bpe, ROBERTA_IDS),
+    "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel, {"add_pooling_layer": False}, transformers.XLMRobertaTokenizerFast, unigram, ROBERTA_IDS),
+    # Embeddings narrower than the layers, so embeddings_project is in play.
+    "electra": (transformers.ElectraConfig, transformers.ElectraModel, {}, transformers.ElectraTokenizerFast, wordpiece, dict(embedding_size=8, pad_token_id=0)),
 }
 
 
@@ -108,7 +124,7 @@ def grad_norms(model):
 
 
 def make(model_type, texts, items):
-    cfg_cls, model_cls, tok_cls, train_tok = FAMILIES[model_type]
+    cfg_cls, model_cls, model_kwargs, tok_cls, train_tok, options = FAMILIES[model_type]
     d = os.path.join(OUT, model_type)
     os.makedirs(d, exist_ok=True)
     raw = train_tok(texts)
@@ -117,18 +133,19 @@ def make(model_type, texts, items):
     tok = tok_cls(tokenizer_file=raw_path, model_max_length=MAX_LEN)
     os.remove(raw_path)
     tok.save_pretrained(d)
-    cfg = cfg_cls(vocab_size=tok.backend_tokenizer.get_vocab_size(), type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **SIZES)
+    cfg = cfg_cls(vocab_size=tok.backend_tokenizer.get_vocab_size(), **options, **SIZES)
     torch.manual_seed(0)
-    base = model_cls(cfg, add_pooling_layer=False)
+    base = model_cls(cfg, **model_kwargs)
     base.save_pretrained(d, safe_serialization=True)
 
     tok = AutoTokenizer.from_pretrained(d)
     enc = [tok(a, b, truncation="longest_first", max_length=MAX_LEN, return_offsets_mapping=True) for a, b in PAIRS]
-    batch = tok.pad([{k: e[k] for k in ("input_ids", "attention_mask")} for e in enc], return_tensors="pt")
+    batch = tok.pad([{k: e[k] for k in tok.model_input_names} for e in enc], return_tensors="pt")
     golden = {
         "transformers": transformers.__version__, "torch": torch.__version__, "max_seq_length": MAX_LEN,
         "texts": [[a, b] for a, b in PAIRS],
         "input_ids": [e["input_ids"] for e in enc],
+        "token_type_ids": [e.get("token_type_ids") for e in enc],
         "offsets": [[list(o) for o in e["offset_mapping"]] for e in enc],
     }
     labels = torch.tensor([0, 2, 1, 2])

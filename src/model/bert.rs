@@ -1,6 +1,7 @@
 //! The BERT encoder (embeddings → N transformer layers → pooler) in tch's nn style, and RoBERTa's,
 //! which differs only in its position ids (counted from `pad_token_id + 1` over non-padding
-//! tokens, the padding row frozen) and has no pooler under its task heads. Variable names follow
+//! tokens, the padding row frozen) and has no pooler under its task heads, and ELECTRA's, whose
+//! embeddings may be narrower than its layers (`embeddings_project` widens them). Variable names follow
 //! Hugging Face's `BertModel` / `RobertaModel` exactly, so checkpoints load and save without a
 //! name map. Dropout is real (active only when `train` is true); attention runs through SDPA, like
 //! transformers' default `sdpa` attention.
@@ -20,8 +21,12 @@ pub fn linear(p: nn::Path, i: i64, o: i64, cfg: &BertConfig) -> nn::Linear {
 }
 
 fn layer_norm(p: nn::Path, cfg: &BertConfig) -> nn::LayerNorm {
+    layer_norm_of(p, cfg.hidden_size, cfg)
+}
+
+fn layer_norm_of(p: nn::Path, width: i64, cfg: &BertConfig) -> nn::LayerNorm {
     let c = nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() };
-    nn::layer_norm(p, vec![cfg.hidden_size], c)
+    nn::layer_norm(p, vec![width], c)
 }
 
 /// `padding_idx`: the row whose gradient is dropped (transformers sets pad_token_id on the word
@@ -55,11 +60,12 @@ impl Embeddings {
     fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         let family = cfg.family();
         let position_pad = if family == Family::Roberta { cfg.pad_token_id } else { -1 };
+        let e = cfg.embedding_width();
         Embeddings {
-            word: embedding(&p / "word_embeddings", cfg.vocab_size, cfg.hidden_size, cfg.pad_token_id, cfg),
-            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, cfg.hidden_size, position_pad, cfg),
-            token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, cfg.hidden_size, -1, cfg),
-            layer_norm: layer_norm(&p / "LayerNorm", cfg),
+            word: embedding(&p / "word_embeddings", cfg.vocab_size, e, cfg.pad_token_id, cfg),
+            position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, e, position_pad, cfg),
+            token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, e, -1, cfg),
+            layer_norm: layer_norm_of(&p / "LayerNorm", e, cfg),
             dropout: cfg.hidden_dropout_prob,
             family,
             pad: cfg.pad_token_id,
@@ -70,7 +76,7 @@ impl Embeddings {
     /// (transformers' `create_position_ids_from_input_ids`).
     fn position_ids(&self, input_ids: &Tensor) -> Tensor {
         match self.family {
-            Family::Bert => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
+            Family::Bert | Family::Electra => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
             Family::Roberta => {
                 let real = input_ids.ne(self.pad).to_kind(Kind::Int64);
                 real.cumsum(1, Kind::Int64) * &real + self.pad
@@ -83,7 +89,7 @@ impl Embeddings {
         // RoBERTa's tokenizers give the model no token types (transformers leaves them out of its
         // inputs), so it sees zeros, whatever a pair template or an overflowing window set.
         let token_types = match self.family {
-            Family::Bert => self.token_type.forward(token_type_ids),
+            Family::Bert | Family::Electra => self.token_type.forward(token_type_ids),
             Family::Roberta => self.token_type.forward(&token_type_ids.zeros_like()),
         };
         let e = self.word.forward(input_ids) + token_types + self.position.forward(&positions);
@@ -150,6 +156,8 @@ impl Layer {
 #[derive(Debug)]
 pub struct Bert {
     embeddings: Embeddings,
+    /// ELECTRA's `embeddings_project`, when its embeddings are narrower than its layers.
+    project: Option<nn::Linear>,
     layers: Vec<Layer>,
     pooler: Option<nn::Linear>,
 }
@@ -161,6 +169,7 @@ impl Bert {
         let enc = &p / "encoder" / "layer";
         Bert {
             embeddings: Embeddings::new(&p / "embeddings", cfg),
+            project: (cfg.embedding_width() != cfg.hidden_size).then(|| linear(&p / "embeddings_project", cfg.embedding_width(), cfg.hidden_size, cfg)),
             layers: (0..cfg.num_hidden_layers).map(|i| Layer::new(&enc / i, cfg)).collect(),
             pooler: (cfg.family() == Family::Bert).then(|| linear(&p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, cfg)),
         }
@@ -170,6 +179,9 @@ impl Bert {
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
         let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
         let mut x = self.embeddings.forward(input_ids, token_type_ids, train);
+        if let Some(p) = &self.project {
+            x = p.forward(&x);
+        }
         for layer in &self.layers {
             x = layer.forward(&x, &mask, train);
         }

@@ -1,6 +1,7 @@
 //! `BertConfig`, deserialised straight from a Hugging Face `config.json` of the BERT-shaped encoder
-//! families (`model_type` `bert`, `roberta`, `xlm-roberta`: the same layers, RoBERTa's positions
-//! offset past the padding index and its own classification head). Unknown keys are kept, so a
+//! families (`model_type` `bert`, `roberta`, `xlm-roberta`, `electra`: the same layers; RoBERTa's
+//! positions offset past the padding index, ELECTRA's embeddings narrower than its layers and
+//! projected up, each with its own classification head). Unknown keys are kept, so a
 //! saved fine-tuned model carries every field of its base model's config through unchanged.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub struct BertConfig {
     pub attention_probs_dropout_prob: f64,
     #[serde(default)]
     pub classifier_dropout: Option<f64>,
+    /// ELECTRA: the width of the embeddings, projected to `hidden_size` when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<i64>,
     #[serde(default = "default_max_pos")]
     pub max_position_embeddings: i64,
     #[serde(default = "default_type_vocab")]
@@ -70,7 +74,7 @@ fn default_pos_type() -> String {
 }
 
 /// The encoder families `BertConfig` describes, by `model_type`.
-pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta"];
+pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra"];
 
 /// How a family's layers differ from BERT's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,9 @@ pub enum Family {
     /// Positions counted from `pad_token_id + 1` over non-padding tokens, no pooler, a
     /// dense-tanh-projection head on `<s>` (RoBERTa, XLM-RoBERTa).
     Roberta,
+    /// Embeddings of `embedding_size` projected to `hidden_size`, no pooler, a dense-GELU-projection
+    /// head on `[CLS]`.
+    Electra,
 }
 
 impl BertConfig {
@@ -105,6 +112,7 @@ impl BertConfig {
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
             ("type_vocab_size", self.type_vocab_size),
+            ("embedding_size", self.embedding_size.unwrap_or(1)),
         ] {
             if v < 1 {
                 return bad(format!("{name} is {v}; expected a positive number"));
@@ -149,6 +157,7 @@ impl BertConfig {
     pub fn family(&self) -> Family {
         match self.model_type.as_deref() {
             Some("roberta" | "xlm-roberta") => Family::Roberta,
+            Some("electra") => Family::Electra,
             _ => Family::Bert,
         }
     }
@@ -158,6 +167,7 @@ impl BertConfig {
         match self.family() {
             Family::Bert => "bert",
             Family::Roberta => "roberta",
+            Family::Electra => "electra",
         }
     }
 
@@ -167,6 +177,7 @@ impl BertConfig {
         let family = match self.model_type.as_deref() {
             Some("roberta") => "Roberta",
             Some("xlm-roberta") => "XLMRoberta",
+            Some("electra") => "Electra",
             _ => "Bert",
         };
         format!("{family}{task}")
@@ -175,7 +186,7 @@ impl BertConfig {
     /// Position embeddings a sequence cannot use: RoBERTa's start after the padding index.
     pub fn position_offset(&self) -> i64 {
         match self.family() {
-            Family::Bert => 0,
+            Family::Bert | Family::Electra => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }
@@ -191,6 +202,14 @@ impl BertConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The width of the embeddings (ELECTRA's `embedding_size`, else `hidden_size`).
+    pub fn embedding_width(&self) -> i64 {
+        match self.family() {
+            Family::Electra => self.embedding_size.unwrap_or(self.hidden_size),
+            _ => self.hidden_size,
+        }
     }
 
     /// The classifier's dropout: `classifier_dropout` if set, else `hidden_dropout_prob` (as HF does).

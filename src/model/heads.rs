@@ -1,6 +1,6 @@
 //! Task heads on top of the encoder. `BertForSequenceClassification` as in transformers: pooled
 //! [CLS] → dropout → linear; `RobertaForSequenceClassification` (and XLM-R's): first token →
-//! dropout → dense → tanh → dropout → `out_proj`; either with the loss of its `problem_type`: MSE for
+//! dropout → dense → tanh → dropout → `out_proj`; ELECTRA's the same with GELU for tanh; either with the loss of its `problem_type`: MSE for
 //! regression (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally
 //! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
 //! classification.
@@ -15,8 +15,9 @@ use tch::{Reduction, Tensor};
 enum ClassifierHead {
     /// BERT: a linear layer on the pooler's output.
     Pooled(nn::Linear),
-    /// RoBERTa's `classifier.dense` and `classifier.out_proj` on the first token.
-    FirstToken { dense: nn::Linear, out_proj: nn::Linear },
+    /// RoBERTa's and ELECTRA's `classifier.dense` and `classifier.out_proj` on the first token,
+    /// with tanh (RoBERTa) or GELU (ELECTRA) between them.
+    FirstToken { dense: nn::Linear, out_proj: nn::Linear, gelu: bool },
 }
 
 #[derive(Debug)]
@@ -37,7 +38,11 @@ impl SequenceClassifier {
         let h = cfg.hidden_size;
         let head = match cfg.family() {
             Family::Bert => ClassifierHead::Pooled(linear(root / "classifier", h, num_labels, cfg)),
-            Family::Roberta => ClassifierHead::FirstToken { dense: linear(root / "classifier" / "dense", h, h, cfg), out_proj: linear(root / "classifier" / "out_proj", h, num_labels, cfg) },
+            family => ClassifierHead::FirstToken {
+                dense: linear(root / "classifier" / "dense", h, h, cfg),
+                out_proj: linear(root / "classifier" / "out_proj", h, num_labels, cfg),
+                gelu: family == Family::Electra,
+            },
         };
         SequenceClassifier {
             encoder: Bert::new(root / cfg.prefix(), cfg),
@@ -65,8 +70,9 @@ impl SequenceClassifier {
                 let pooled = self.encoder.pool(&hidden).expect("a BERT encoder has a pooler");
                 classifier.forward(&dropout(&pooled, self.dropout, train))
             }
-            ClassifierHead::FirstToken { dense, out_proj } => {
-                let x = dense.forward(&dropout(&hidden.select(1, 0), self.dropout, train)).tanh();
+            ClassifierHead::FirstToken { dense, out_proj, gelu } => {
+                let x = dense.forward(&dropout(&hidden.select(1, 0), self.dropout, train));
+                let x = if *gelu { x.gelu("none") } else { x.tanh() };
                 out_proj.forward(&dropout(&x, self.dropout, train))
             }
         }
