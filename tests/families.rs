@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra"];
+const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra", "distilbert"];
 
 fn dir(family: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family)
@@ -112,7 +112,11 @@ fn classification_heads_match_transformers() {
             let gh = &g[head];
             tch::manual_seed(42);
             let (vs, net, report) = checkpoint::load_sequence_classifier(&dir(family), &cfg, num_labels, Device::Cpu).unwrap();
-            assert_eq!(report.newly_initialised, ["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias", "classifier.out_proj.weight"], "{family}");
+            let new: &[&str] = match *family {
+                "distilbert" => &["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"],
+                _ => &["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias", "classifier.out_proj.weight"],
+            };
+            assert_eq!(report.newly_initialised, new, "{family}");
             let net = net.with_problem(problem, None);
             let logits = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
             close(&format!("{family} {head} logits"), &logits, &floats(&gh["logits"]), 1e-5);
@@ -159,7 +163,7 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let p = tmp.path().join("config.json");
     std::fs::write(&p, r#"{"model_type": "gpt2", "vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 4}"#).unwrap();
     let e = BertConfig::from_file(&p).unwrap_err().to_string();
-    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra"), "{e}");
+    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra, distilbert"), "{e}");
 }
 
 /// run_qa.py's windows and answer labels over byte-level BPE and Unigram offsets, on a context with
@@ -231,7 +235,8 @@ fn families_run_through_glue_squad_and_predict() {
         let class = match *family {
             "roberta" => "Roberta",
             "xlm-roberta" => "XLMRoberta",
-            _ => "Electra",
+            "electra" => "Electra",
+            _ => "DistilBert",
         };
         assert_eq!(cfg["architectures"][0], format!("{class}ForSequenceClassification"));
         assert_eq!(cfg["model_type"], *family);

@@ -90,6 +90,9 @@ FAMILIES = {
     "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel, {"add_pooling_layer": False}, transformers.XLMRobertaTokenizerFast, unigram, ROBERTA_IDS),
     # Embeddings narrower than the layers, so embeddings_project is in play.
     "electra": (transformers.ElectraConfig, transformers.ElectraModel, {}, transformers.ElectraTokenizerFast, wordpiece, dict(embedding_size=8, pad_token_id=0)),
+    # DistilBertConfig maps hidden_size, num_hidden_layers and num_attention_heads onto its own
+    # names, but not intermediate_size.
+    "distilbert": (transformers.DistilBertConfig, transformers.DistilBertModel, {}, transformers.DistilBertTokenizerFast, wordpiece, dict(hidden_dim=SIZES["intermediate_size"], pad_token_id=0)),
 }
 
 
@@ -133,7 +136,8 @@ def make(model_type, texts, items):
     tok = tok_cls(tokenizer_file=raw_path, model_max_length=MAX_LEN)
     os.remove(raw_path)
     tok.save_pretrained(d)
-    cfg = cfg_cls(vocab_size=tok.backend_tokenizer.get_vocab_size(), **options, **SIZES)
+    sizes = {k: v for k, v in SIZES.items() if not (k == "intermediate_size" and "hidden_dim" in options)}
+    cfg = cfg_cls(vocab_size=tok.backend_tokenizer.get_vocab_size(), **options, **sizes)
     torch.manual_seed(0)
     base = model_cls(cfg, **model_kwargs)
     base.save_pretrained(d, safe_serialization=True)

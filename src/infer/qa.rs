@@ -61,7 +61,7 @@ impl QaModel {
         let mut cfg = self.cfg.clone();
         cfg.extra.insert("architectures".into(), json!([cfg.architecture("ForQuestionAnswering")]));
         cfg.model_type = Some(cfg.model_type.clone().unwrap_or_else(|| "bert".into()));
-        crate::io::write_json(&dir.join("config.json"), &cfg)?;
+        crate::io::write_json(&dir.join("config.json"), &cfg.to_hf_json())?;
         checkpoint::save_tokenizer(&self.tokenizer, &self.source_dir, dir)
     }
 }

@@ -1,7 +1,9 @@
 //! The BERT encoder (embeddings → N transformer layers → pooler) in tch's nn style, and RoBERTa's,
 //! which differs only in its position ids (counted from `pad_token_id + 1` over non-padding
-//! tokens, the padding row frozen) and has no pooler under its task heads, and ELECTRA's, whose
-//! embeddings may be narrower than its layers (`embeddings_project` widens them). Variable names follow
+//! tokens, the padding row frozen) and has no pooler under its task heads; ELECTRA's, whose
+//! embeddings may be narrower than its layers (`embeddings_project` widens them); and
+//! DistilBERT's (`transformer.layer.N` with `q_lin`, ..., no token types, no dropout between the
+//! attention projection and its residual). Variable names follow
 //! Hugging Face's `BertModel` / `RobertaModel` exactly, so checkpoints load and save without a
 //! name map. Dropout is real (active only when `train` is true); attention runs through SDPA, like
 //! transformers' default `sdpa` attention.
@@ -49,7 +51,8 @@ fn activation(name: &str, x: &Tensor) -> Tensor {
 struct Embeddings {
     word: nn::Embedding,
     position: nn::Embedding,
-    token_type: nn::Embedding,
+    /// None for DistilBERT, which has no token types.
+    token_type: Option<nn::Embedding>,
     layer_norm: nn::LayerNorm,
     dropout: f64,
     family: Family,
@@ -64,7 +67,7 @@ impl Embeddings {
         Embeddings {
             word: embedding(&p / "word_embeddings", cfg.vocab_size, e, cfg.pad_token_id, cfg),
             position: embedding(&p / "position_embeddings", cfg.max_position_embeddings, e, position_pad, cfg),
-            token_type: embedding(&p / "token_type_embeddings", cfg.type_vocab_size, e, -1, cfg),
+            token_type: (family != Family::DistilBert).then(|| embedding(&p / "token_type_embeddings", cfg.type_vocab_size, e, -1, cfg)),
             layer_norm: layer_norm_of(&p / "LayerNorm", e, cfg),
             dropout: cfg.hidden_dropout_prob,
             family,
@@ -76,7 +79,7 @@ impl Embeddings {
     /// (transformers' `create_position_ids_from_input_ids`).
     fn position_ids(&self, input_ids: &Tensor) -> Tensor {
         match self.family {
-            Family::Bert | Family::Electra => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
+            Family::Bert | Family::Electra | Family::DistilBert => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
             Family::Roberta => {
                 let real = input_ids.ne(self.pad).to_kind(Kind::Int64);
                 real.cumsum(1, Kind::Int64) * &real + self.pad
@@ -88,11 +91,14 @@ impl Embeddings {
         let positions = self.position_ids(input_ids);
         // RoBERTa's tokenizers give the model no token types (transformers leaves them out of its
         // inputs), so it sees zeros, whatever a pair template or an overflowing window set.
-        let token_types = match self.family {
-            Family::Bert | Family::Electra => self.token_type.forward(token_type_ids),
-            Family::Roberta => self.token_type.forward(&token_type_ids.zeros_like()),
-        };
-        let e = self.word.forward(input_ids) + token_types + self.position.forward(&positions);
+        let mut e = self.word.forward(input_ids);
+        if let Some(tt) = &self.token_type {
+            e += match self.family {
+                Family::Roberta => tt.forward(&token_type_ids.zeros_like()),
+                _ => tt.forward(token_type_ids),
+            };
+        }
+        let e = e + self.position.forward(&positions);
         dropout(&self.layer_norm.forward(&e), self.dropout, train)
     }
 }
@@ -111,27 +117,40 @@ struct Layer {
     act: String,
     hidden_dropout: f64,
     attn_dropout: f64,
+    /// BERT drops out the attention projection before its residual; DistilBERT does not.
+    attn_out_dropout: bool,
 }
 
 impl Layer {
     fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         let h = cfg.hidden_size;
-        let att = &p / "attention";
-        let s = &att / "self";
-        let o = &att / "output";
+        let i = cfg.intermediate_size;
+        // (query, key, value, attention output, its LayerNorm, intermediate, output, its LayerNorm)
+        let names: [nn::Path; 8] = match cfg.family() {
+            Family::DistilBert => {
+                let a = &p / "attention";
+                [&a / "q_lin", &a / "k_lin", &a / "v_lin", &a / "out_lin", &p / "sa_layer_norm", &p / "ffn" / "lin1", &p / "ffn" / "lin2", &p / "output_layer_norm"]
+            }
+            _ => {
+                let (s, o) = (&p / "attention" / "self", &p / "attention" / "output");
+                [&s / "query", &s / "key", &s / "value", &o / "dense", &o / "LayerNorm", &p / "intermediate" / "dense", &p / "output" / "dense", &p / "output" / "LayerNorm"]
+            }
+        };
+        let [q, k, v, ao, aln, inter, out, oln] = names;
         Layer {
-            query: linear(&s / "query", h, h, cfg),
-            key: linear(&s / "key", h, h, cfg),
-            value: linear(&s / "value", h, h, cfg),
-            attn_out: linear(&o / "dense", h, h, cfg),
-            attn_ln: layer_norm(&o / "LayerNorm", cfg),
-            intermediate: linear(&p / "intermediate" / "dense", h, cfg.intermediate_size, cfg),
-            output: linear(&p / "output" / "dense", cfg.intermediate_size, h, cfg),
-            out_ln: layer_norm(&p / "output" / "LayerNorm", cfg),
+            query: linear(q, h, h, cfg),
+            key: linear(k, h, h, cfg),
+            value: linear(v, h, h, cfg),
+            attn_out: linear(ao, h, h, cfg),
+            attn_ln: layer_norm(aln, cfg),
+            intermediate: linear(inter, h, i, cfg),
+            output: linear(out, i, h, cfg),
+            out_ln: layer_norm(oln, cfg),
             heads: cfg.num_attention_heads,
             act: cfg.hidden_act.clone(),
             hidden_dropout: cfg.hidden_dropout_prob,
             attn_dropout: cfg.attention_probs_dropout_prob,
+            attn_out_dropout: cfg.family() != Family::DistilBert,
         }
     }
 
@@ -145,7 +164,9 @@ impl Layer {
         let v = split(self.value.forward(x));
         let ctx = attention(&q, &k, &v, mask, self.attn_dropout, train);
         let ctx = ctx.transpose(1, 2).reshape([b, s, h]);
-        let a = self.attn_ln.forward(&(dropout(&self.attn_out.forward(&ctx), self.hidden_dropout, train) + x));
+        let projected = self.attn_out.forward(&ctx);
+        let projected = if self.attn_out_dropout { dropout(&projected, self.hidden_dropout, train) } else { projected };
+        let a = self.attn_ln.forward(&(projected + x));
         let i = activation(&self.act, &self.intermediate.forward(&a));
         self.out_ln.forward(&(dropout(&self.output.forward(&i), self.hidden_dropout, train) + a))
     }
@@ -166,7 +187,7 @@ impl Bert {
     /// Builds the encoder under `p` (the family's prefix: `bert`, `roberta`). RoBERTa's task models
     /// are built without a pooler (`add_pooling_layer=False` in transformers).
     pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
-        let enc = &p / "encoder" / "layer";
+        let enc = if cfg.family() == Family::DistilBert { &p / "transformer" / "layer" } else { &p / "encoder" / "layer" };
         Bert {
             embeddings: Embeddings::new(&p / "embeddings", cfg),
             project: (cfg.embedding_width() != cfg.hidden_size).then(|| linear(&p / "embeddings_project", cfg.embedding_width(), cfg.hidden_size, cfg)),

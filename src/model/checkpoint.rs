@@ -23,14 +23,14 @@ pub struct LoadReport {
 
 /// Variables a base checkpoint may lack: the task head (and the pooler, as transformers allows).
 fn may_be_new(name: &str) -> bool {
-    name.starts_with("classifier.") || name.starts_with("qa_outputs.") || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
+    ["classifier.", "pre_classifier.", "qa_outputs."].iter().any(|p| name.starts_with(p)) || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
 }
 
 /// Maps a checkpoint name onto our (HF `BertFor*` / `RobertaFor*`) variable names: an encoder
 /// tensor saved without its prefix (a base `BertModel`) gets `prefix.`.
 fn canonical(name: &str, prefix: &str) -> String {
     let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
-    let keep = ["classifier.", "qa_outputs.", "cls.", "lm_head."].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
+    let keep = ["classifier.", "pre_classifier.", "qa_outputs.", "cls.", "lm_head.", "vocab_"].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
     if keep { name } else { format!("{prefix}.{name}") }
 }
 
@@ -190,7 +190,9 @@ fn load_bert_model<M>(dir: &Path, cfg: &BertConfig, device: tch::Device, build: 
 fn init_new_weights(vs: &VarStore, new: &[String], cfg: &BertConfig) {
     let vars = vs.variables();
     let mut names: Vec<&String> = new.iter().collect();
-    names.sort();
+    // Module order, which sorted names follow but for DistilBERT's `pre_classifier` (built before
+    // `classifier`).
+    names.sort_by_key(|n| (!n.starts_with("pre_classifier."), n.as_str()));
     tch::no_grad(|| {
         for name in names {
             let mut v = vars[name.as_str()].shallow_clone();
@@ -253,7 +255,7 @@ pub fn save_config(cfg: &BertConfig, labels: Option<&[String]>, problem: Problem
     cfg.extra.insert("architectures".into(), serde_json::json!([cfg.architecture("ForSequenceClassification")]));
     cfg.extra.insert("finetuning_task".into(), serde_json::json!(task));
     cfg.model_type = Some(cfg.model_type.clone().unwrap_or_else(|| "bert".into()));
-    crate::io::write_json(path, &cfg)
+    crate::io::write_json(path, &cfg.to_hf_json())
 }
 
 /// Writes the tokenizer of a fine-tuned model directory: `tokenizer.json` with no truncation or

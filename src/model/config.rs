@@ -1,7 +1,9 @@
 //! `BertConfig`, deserialised straight from a Hugging Face `config.json` of the BERT-shaped encoder
-//! families (`model_type` `bert`, `roberta`, `xlm-roberta`, `electra`: the same layers; RoBERTa's
-//! positions offset past the padding index, ELECTRA's embeddings narrower than its layers and
-//! projected up, each with its own classification head). Unknown keys are kept, so a
+//! families (`model_type` `bert`, `roberta`, `xlm-roberta`, `electra`, `distilbert`: the same
+//! layers; RoBERTa's positions offset past the padding index, ELECTRA's embeddings narrower than
+//! its layers and projected up, DistilBERT without token types or the dropout after attention,
+//! each with its own classification head). DistilBERT's own key names (`dim`, `n_layers`, ...) are
+//! read into the common fields and written back on save. Unknown keys are kept, so a
 //! saved fine-tuned model carries every field of its base model's config through unchanged.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -74,7 +76,19 @@ fn default_pos_type() -> String {
 }
 
 /// The encoder families `BertConfig` describes, by `model_type`.
-pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra"];
+pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra", "distilbert"];
+
+/// DistilBERT's `config.json` names for the common fields.
+const DISTILBERT_KEYS: &[(&str, &str)] = &[
+    ("dim", "hidden_size"),
+    ("n_layers", "num_hidden_layers"),
+    ("n_heads", "num_attention_heads"),
+    ("hidden_dim", "intermediate_size"),
+    ("dropout", "hidden_dropout_prob"),
+    ("attention_dropout", "attention_probs_dropout_prob"),
+    ("activation", "hidden_act"),
+    ("seq_classif_dropout", "classifier_dropout"),
+];
 
 /// How a family's layers differ from BERT's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,15 +101,52 @@ pub enum Family {
     /// Embeddings of `embedding_size` projected to `hidden_size`, no pooler, a dense-GELU-projection
     /// head on `[CLS]`.
     Electra,
+    /// No token types, no dropout after the attention projection, layers named `q_lin`, ...;
+    /// a `pre_classifier`-ReLU head, dropout before the QA head.
+    DistilBert,
 }
 
 impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = crate::io::read(path)?;
-        let cfg: BertConfig =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.into(), source: e })?;
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.into(), source: e })?;
+        if v["model_type"] == "distilbert" {
+            if v["sinusoidal_pos_embds"] == true {
+                return Err(Error::file(path, "sinusoidal_pos_embds: true (fixed sinusoidal positions) is not supported; expected learned position embeddings"));
+            }
+            if let Some(o) = v.as_object_mut() {
+                // DistilBertConfig's default, which its heads use rather than `dropout`.
+                o.entry("seq_classif_dropout").or_insert(serde_json::json!(0.2));
+                for (theirs, ours) in DISTILBERT_KEYS {
+                    if let Some(x) = o.remove(*theirs) {
+                        o.insert(ours.to_string(), x);
+                    }
+                }
+            }
+        }
+        let cfg: BertConfig = serde_json::from_value(v).map_err(|e| Error::Json { path: path.into(), source: e })?;
         cfg.validate(path)?;
         Ok(cfg)
+    }
+
+    /// The `config.json` transformers reads for this family (DistilBERT under its own key names).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("a config serialises");
+        if self.family() == Family::DistilBert {
+            if let Some(o) = v.as_object_mut() {
+                for (theirs, ours) in DISTILBERT_KEYS {
+                    if let Some(x) = o.remove(*ours) {
+                        o.insert(theirs.to_string(), x);
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// DistilBERT's dropout before its QA head (`qa_dropout`, 0.1 by default); none elsewhere.
+    pub fn qa_dropout(&self) -> Option<f64> {
+        (self.family() == Family::DistilBert).then(|| self.extra.get("qa_dropout").and_then(|x| x.as_f64()).unwrap_or(0.1))
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
@@ -158,6 +209,7 @@ impl BertConfig {
         match self.model_type.as_deref() {
             Some("roberta" | "xlm-roberta") => Family::Roberta,
             Some("electra") => Family::Electra,
+            Some("distilbert") => Family::DistilBert,
             _ => Family::Bert,
         }
     }
@@ -168,6 +220,7 @@ impl BertConfig {
             Family::Bert => "bert",
             Family::Roberta => "roberta",
             Family::Electra => "electra",
+            Family::DistilBert => "distilbert",
         }
     }
 
@@ -178,6 +231,7 @@ impl BertConfig {
             Some("roberta") => "Roberta",
             Some("xlm-roberta") => "XLMRoberta",
             Some("electra") => "Electra",
+            Some("distilbert") => "DistilBert",
             _ => "Bert",
         };
         format!("{family}{task}")
@@ -186,7 +240,7 @@ impl BertConfig {
     /// Position embeddings a sequence cannot use: RoBERTa's start after the padding index.
     pub fn position_offset(&self) -> i64 {
         match self.family() {
-            Family::Bert | Family::Electra => 0,
+            Family::Bert | Family::Electra | Family::DistilBert => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }

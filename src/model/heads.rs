@@ -1,6 +1,7 @@
 //! Task heads on top of the encoder. `BertForSequenceClassification` as in transformers: pooled
 //! [CLS] → dropout → linear; `RobertaForSequenceClassification` (and XLM-R's): first token →
-//! dropout → dense → tanh → dropout → `out_proj`; ELECTRA's the same with GELU for tanh; either with the loss of its `problem_type`: MSE for
+//! dropout → dense → tanh → dropout → `out_proj`; ELECTRA's the same with GELU for tanh;
+//! DistilBERT's: first token → `pre_classifier` → ReLU → dropout → `classifier`; either with the loss of its `problem_type`: MSE for
 //! regression (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally
 //! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
 //! classification.
@@ -18,6 +19,8 @@ enum ClassifierHead {
     /// RoBERTa's and ELECTRA's `classifier.dense` and `classifier.out_proj` on the first token,
     /// with tanh (RoBERTa) or GELU (ELECTRA) between them.
     FirstToken { dense: nn::Linear, out_proj: nn::Linear, gelu: bool },
+    /// DistilBERT's `pre_classifier` → ReLU → dropout → `classifier` on the first token.
+    PreClassifier { pre_classifier: nn::Linear, classifier: nn::Linear },
 }
 
 #[derive(Debug)]
@@ -38,6 +41,7 @@ impl SequenceClassifier {
         let h = cfg.hidden_size;
         let head = match cfg.family() {
             Family::Bert => ClassifierHead::Pooled(linear(root / "classifier", h, num_labels, cfg)),
+            Family::DistilBert => ClassifierHead::PreClassifier { pre_classifier: linear(root / "pre_classifier", h, h, cfg), classifier: linear(root / "classifier", h, num_labels, cfg) },
             family => ClassifierHead::FirstToken {
                 dense: linear(root / "classifier" / "dense", h, h, cfg),
                 out_proj: linear(root / "classifier" / "out_proj", h, num_labels, cfg),
@@ -70,6 +74,10 @@ impl SequenceClassifier {
                 let pooled = self.encoder.pool(&hidden).expect("a BERT encoder has a pooler");
                 classifier.forward(&dropout(&pooled, self.dropout, train))
             }
+            ClassifierHead::PreClassifier { pre_classifier, classifier } => {
+                let x = pre_classifier.forward(&hidden.select(1, 0)).relu();
+                classifier.forward(&dropout(&x, self.dropout, train))
+            }
             ClassifierHead::FirstToken { dense, out_proj, gelu } => {
                 let x = dense.forward(&dropout(&hidden.select(1, 0), self.dropout, train));
                 let x = if *gelu { x.gelu("none") } else { x.tanh() };
@@ -96,23 +104,30 @@ impl SequenceClassifier {
     }
 }
 
-/// `BertForQuestionAnswering` (and RoBERTa's): a linear layer over every token's hidden state
-/// gives start and end logits (`qa_outputs`, 2 outputs); a pooler is unused.
+/// `BertForQuestionAnswering` (and the other families'): a linear layer over every token's hidden
+/// state gives start and end logits (`qa_outputs`, 2 outputs); a pooler is unused; DistilBERT
+/// drops out the hidden states first.
 #[derive(Debug)]
 pub struct QuestionAnswering {
     pub encoder: Bert,
     qa_outputs: nn::Linear,
+    /// DistilBERT's dropout on the hidden states before `qa_outputs`.
+    dropout: Option<f64>,
 }
 
 impl QuestionAnswering {
     pub fn new(root: &nn::Path, cfg: &BertConfig) -> Self {
-        QuestionAnswering { encoder: Bert::new(root / cfg.prefix(), cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg) }
+        QuestionAnswering { encoder: Bert::new(root / cfg.prefix(), cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg), dropout: cfg.qa_dropout() }
     }
 
     /// (start, end) logits, each [batch, seq]; padding positions are left as computed (callers
     /// only read context tokens).
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
         let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        let hidden = match self.dropout {
+            Some(p) => dropout(&hidden, p, train),
+            None => hidden,
+        };
         let logits = self.qa_outputs.forward(&hidden);
         let parts = logits.split(1, -1);
         (parts[0].squeeze_dim(-1), parts[1].squeeze_dim(-1))
