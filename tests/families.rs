@@ -12,7 +12,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra", "distilbert"];
+/// Fixture names: a `model_type`, or a variant of one (two DeBERTa-v2 option sets).
+const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra", "distilbert", "deberta-v3", "deberta-v2"];
 
 fn dir(family: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family)
@@ -114,6 +115,7 @@ fn classification_heads_match_transformers() {
             let (vs, net, report) = checkpoint::load_sequence_classifier(&dir(family), &cfg, num_labels, Device::Cpu).unwrap();
             let new: &[&str] = match *family {
                 "distilbert" => &["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"],
+                "deberta-v3" | "deberta-v2" => &["classifier.bias", "classifier.weight", "pooler.dense.bias", "pooler.dense.weight"],
                 _ => &["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias", "classifier.out_proj.weight"],
             };
             assert_eq!(report.newly_initialised, new, "{family}");
@@ -163,7 +165,7 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let p = tmp.path().join("config.json");
     std::fs::write(&p, r#"{"model_type": "gpt2", "vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 4}"#).unwrap();
     let e = BertConfig::from_file(&p).unwrap_err().to_string();
-    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra, distilbert"), "{e}");
+    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra, distilbert, deberta-v2"), "{e}");
 }
 
 /// run_qa.py's windows and answer labels over byte-level BPE and Unigram offsets, on a context with
@@ -232,14 +234,16 @@ fn families_run_through_glue_squad_and_predict() {
         let data_dir = repo.join("examples/glue-tiny");
         finetune(&["glue", "--task", "sst2", "--model", m, "--data-dir", data_dir.to_str().unwrap(), "--max-steps", "3", "--batch-size", "8", "--max-seq-length", "24", "--save-strategy", "no", "--output-dir", glue_out.to_str().unwrap()]);
         let cfg: Value = serde_json::from_slice(&std::fs::read(glue_out.join("config.json")).unwrap()).unwrap();
-        let class = match *family {
+        let model_type = BertConfig::from_file(&model.join("config.json")).unwrap().model_type.unwrap();
+        let class = match model_type.as_str() {
             "roberta" => "Roberta",
             "xlm-roberta" => "XLMRoberta",
             "electra" => "Electra",
+            "deberta-v2" => "DebertaV2",
             _ => "DistilBert",
         };
         assert_eq!(cfg["architectures"][0], format!("{class}ForSequenceClassification"));
-        assert_eq!(cfg["model_type"], *family);
+        assert_eq!(cfg["model_type"], model_type.as_str());
         let input = tmp.path().join("in.jsonl");
         std::fs::write(&input, "{\"text\": \"a gripping, funny film\"}\n").unwrap();
         let pred: Value = serde_json::from_str(finetune(&["predict", "--model", glue_out.to_str().unwrap(), "--input", input.to_str().unwrap()]).trim()).unwrap();
@@ -298,5 +302,20 @@ fn tokenizers_match_transformers_on_1000_inputs() {
             let got = finetune::model::download::hex(&sha2::Sha256::digest(text.as_bytes()));
             assert_eq!(&got[..12], want, "{family}: input {i} ({a:?}, {b:?})");
         }
+    }
+}
+
+/// DeBERTa's relative positions, log-bucketed as transformers' `build_relative_position` does, at
+/// the fixture's size, at DeBERTa-v3-base's (256 buckets over 512 positions, 600 tokens), and
+/// unbucketed.
+#[test]
+fn deberta_relative_positions_match_transformers() {
+    use sha2::Digest;
+    for case in golden("deberta-v3")["relative_positions"].as_array().unwrap() {
+        let n = |k: &str| case[k].as_i64().unwrap();
+        let rel = finetune::model::deberta::relative_positions(n("length"), n("length"), n("buckets"), n("max_position"), Device::Cpu);
+        let flat: Vec<i64> = Vec::try_from(rel.flatten(0, -1)).unwrap();
+        let got = finetune::model::download::hex(&sha2::Sha256::digest(serde_json::to_string(&flat).unwrap().as_bytes()));
+        assert_eq!(got, case["sha256"].as_str().unwrap(), "{case}");
     }
 }

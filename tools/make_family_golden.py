@@ -82,6 +82,16 @@ def wordpiece(texts):
     return tok
 
 
+def unigram_cls_sep(texts):
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=300, special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], unk_token="[UNK]"))
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    return tok
+
+
 ROBERTA_IDS = dict(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
 # model_type: (config class, base model, its keyword arguments, fast tokenizer class, tokenizer
 # trainer, config options switched on)
@@ -93,6 +103,16 @@ FAMILIES = {
     # DistilBertConfig maps hidden_size, num_hidden_layers and num_attention_heads onto its own
     # names, but not intermediate_size.
     "distilbert": (transformers.DistilBertConfig, transformers.DistilBertModel, {}, transformers.DistilBertTokenizerFast, wordpiece, dict(hidden_dim=SIZES["intermediate_size"], pad_token_id=0)),
+    # DeBERTa-v3's options: shared attention keys, log buckets, normed relative embeddings, no
+    # absolute positions or token types.
+    "deberta-v3": (transformers.DebertaV2Config, transformers.DebertaV2Model, {}, transformers.DebertaV2TokenizerFast, unigram_cls_sep,
+                   dict(relative_attention=True, position_buckets=8, norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type="p2c|c2p",
+                        position_biased_input=False, type_vocab_size=0, max_relative_positions=-1, layer_norm_eps=1e-7, pad_token_id=0)),
+    # DeBERTa-v2's other branch: separate position projections, no buckets, absolute positions and
+    # token types too, narrower embeddings projected up.
+    "deberta-v2": (transformers.DebertaV2Config, transformers.DebertaV2Model, {}, transformers.DebertaV2TokenizerFast, unigram_cls_sep,
+                   dict(relative_attention=True, max_relative_positions=8, share_att_key=False, pos_att_type=["c2p", "p2c"],
+                        position_biased_input=True, type_vocab_size=2, embedding_size=8, pad_token_id=0)),
 }
 
 
@@ -179,6 +199,14 @@ def make(model_type, texts, items):
                     for f in qa_features(tok, examples, QA_CFG, True)],
     }
     golden["parity"] = parity(tok, items)
+    if model_type.startswith("deberta"):
+        from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position
+        golden["relative_positions"] = []
+        for length, buckets, max_position in ((64, 8, 26), (600, 256, 512), (40, -1, 26)):
+            x = torch.zeros(1, length, 1)
+            rel = build_relative_position(x, x, bucket_size=buckets, max_position=max_position).flatten().tolist()
+            digest = hashlib.sha256(json.dumps(rel, separators=(",", ":")).encode()).hexdigest()
+            golden["relative_positions"].append({"length": length, "buckets": buckets, "max_position": max_position, "sha256": digest})
     with open(os.path.join(d, "golden.json"), "w") as f:
         json.dump(golden, f)
     print(f"{d}: vocab {cfg.vocab_size}, {sum(p.numel() for p in base.parameters())} parameters")

@@ -79,11 +79,11 @@ impl Embeddings {
     /// (transformers' `create_position_ids_from_input_ids`).
     fn position_ids(&self, input_ids: &Tensor) -> Tensor {
         match self.family {
-            Family::Bert | Family::Electra | Family::DistilBert => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
             Family::Roberta => {
                 let real = input_ids.ne(self.pad).to_kind(Kind::Int64);
                 real.cumsum(1, Kind::Int64) * &real + self.pad
             }
+            _ => Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0),
         }
     }
 

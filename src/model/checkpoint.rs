@@ -30,7 +30,9 @@ fn may_be_new(name: &str) -> bool {
 /// tensor saved without its prefix (a base `BertModel`) gets `prefix.`.
 fn canonical(name: &str, prefix: &str) -> String {
     let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
-    let keep = ["classifier.", "pre_classifier.", "qa_outputs.", "cls.", "lm_head.", "vocab_"].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
+    // DeBERTa's context pooler sits beside the encoder, BERT's inside it.
+    let own_pooler = prefix == "deberta" && name.starts_with("pooler.");
+    let keep = own_pooler || ["classifier.", "pre_classifier.", "qa_outputs.", "cls.", "lm_head.", "vocab_"].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
     if keep { name } else { format!("{prefix}.{name}") }
 }
 
@@ -190,9 +192,9 @@ fn load_bert_model<M>(dir: &Path, cfg: &BertConfig, device: tch::Device, build: 
 fn init_new_weights(vs: &VarStore, new: &[String], cfg: &BertConfig) {
     let vars = vs.variables();
     let mut names: Vec<&String> = new.iter().collect();
-    // Module order, which sorted names follow but for DistilBERT's `pre_classifier` (built before
-    // `classifier`).
-    names.sort_by_key(|n| (!n.starts_with("pre_classifier."), n.as_str()));
+    // Module order, which sorted names follow but for a pooler (DeBERTa's `pooler.` is built
+    // before `classifier`, as BERT's `bert.pooler.` is) and DistilBERT's `pre_classifier`.
+    names.sort_by_key(|n| (!n.contains("pooler."), !n.starts_with("pre_classifier."), n.as_str()));
     tch::no_grad(|| {
         for name in names {
             let mut v = vars[name.as_str()].shallow_clone();

@@ -76,7 +76,36 @@ fn default_pos_type() -> String {
 }
 
 /// The encoder families `BertConfig` describes, by `model_type`.
-pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra", "distilbert"];
+pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2"];
+
+/// The DeBERTa-v2/v3 fields of `config.json` (kept in `BertConfig::extra`), with transformers'
+/// defaults.
+#[derive(Debug, Clone)]
+pub struct DebertaOptions {
+    pub relative_attention: bool,
+    /// Relative distances are bucketed beyond half this (no buckets when ≤ 0).
+    pub position_buckets: i64,
+    pub max_relative_positions: i64,
+    /// Rows of the relative-position table a layer reads on each side (`att_span`).
+    pub span: i64,
+    pub norm_rel_ebd: bool,
+    pub share_att_key: bool,
+    pub c2p: bool,
+    pub p2c: bool,
+    pub position_biased_input: bool,
+    pub pooler_hidden_act: String,
+    pub pooler_dropout: f64,
+    pub cls_dropout: Option<f64>,
+}
+
+/// `pos_att_type`: `"p2c|c2p"` or `["p2c", "c2p"]`, lower-cased.
+fn pos_att_types(v: Option<&serde_json::Value>) -> Vec<String> {
+    match v {
+        Some(serde_json::Value::String(s)) => s.to_lowercase().split('|').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|t| t.as_str()).map(|t| t.trim().to_lowercase()).collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// DistilBERT's `config.json` names for the common fields.
 const DISTILBERT_KEYS: &[(&str, &str)] = &[
@@ -104,6 +133,9 @@ pub enum Family {
     /// No token types, no dropout after the attention projection, layers named `q_lin`, ...;
     /// a `pre_classifier`-ReLU head, dropout before the QA head.
     DistilBert,
+    /// DeBERTa-v2/v3: disentangled attention over relative positions (`model::deberta`), a
+    /// context pooler under the classifier.
+    Deberta,
 }
 
 impl BertConfig {
@@ -144,6 +176,62 @@ impl BertConfig {
         v
     }
 
+    /// DeBERTa's options, with transformers' defaults for what the config leaves out.
+    pub fn deberta_options(&self) -> DebertaOptions {
+        let x = &self.extra;
+        let bool_of = |k: &str, d: bool| x.get(k).and_then(|v| v.as_bool()).unwrap_or(d);
+        let int_of = |k: &str, d: i64| x.get(k).and_then(|v| v.as_i64()).unwrap_or(d);
+        let types = pos_att_types(x.get("pos_att_type"));
+        let max_rel = int_of("max_relative_positions", -1);
+        let max_relative_positions = if max_rel < 1 { self.max_position_embeddings } else { max_rel };
+        let position_buckets = int_of("position_buckets", -1);
+        DebertaOptions {
+            relative_attention: bool_of("relative_attention", false),
+            position_buckets,
+            max_relative_positions,
+            span: if position_buckets > 0 { position_buckets } else { max_relative_positions },
+            norm_rel_ebd: x.get("norm_rel_ebd").and_then(|v| v.as_str()).is_some_and(|s| s.to_lowercase().split('|').any(|t| t.trim() == "layer_norm")),
+            share_att_key: bool_of("share_att_key", false),
+            c2p: types.iter().any(|t| t == "c2p"),
+            p2c: types.iter().any(|t| t == "p2c"),
+            position_biased_input: bool_of("position_biased_input", true),
+            pooler_hidden_act: x.get("pooler_hidden_act").and_then(|v| v.as_str()).unwrap_or("gelu").to_string(),
+            pooler_dropout: x.get("pooler_dropout").and_then(|v| v.as_f64()).unwrap_or(0.0),
+            cls_dropout: x.get("cls_dropout").and_then(|v| v.as_f64()),
+        }
+    }
+
+    /// What `deberta_options` would read leniently, checked: the options this implementation
+    /// does not have are errors naming the field.
+    fn check_deberta(&self) -> std::result::Result<(), String> {
+        let x = &self.extra;
+        if let Some(t) = pos_att_types(x.get("pos_att_type")).iter().find(|t| !matches!(t.as_str(), "c2p" | "p2c" | "none")) {
+            return Err(format!("pos_att_type `{t}` is not supported; expected c2p and/or p2c"));
+        }
+        if x.get("conv_kernel_size").and_then(|v| v.as_i64()).is_some_and(|k| k > 0) {
+            return Err("conv_kernel_size > 0 (DeBERTa's convolution layer) is not supported".into());
+        }
+        if x.get("attention_head_size").and_then(|v| v.as_i64()).is_some_and(|d| d * self.num_attention_heads != self.hidden_size) {
+            return Err("attention_head_size × num_attention_heads must equal hidden_size".into());
+        }
+        if x.get("pooler_hidden_size").and_then(|v| v.as_i64()).is_some_and(|d| d != self.hidden_size) {
+            return Err("pooler_hidden_size must equal hidden_size".into());
+        }
+        let o = self.deberta_options();
+        if !matches!(o.pooler_hidden_act.as_str(), "gelu" | "tanh" | "relu") {
+            return Err(format!("pooler_hidden_act `{}` is not supported; expected gelu, tanh or relu", o.pooler_hidden_act));
+        }
+        for (name, p) in [("pooler_dropout", Some(o.pooler_dropout)), ("cls_dropout", o.cls_dropout)] {
+            if let Some(p) = p.filter(|p| !(0.0..1.0).contains(p)) {
+                return Err(format!("{name} is {p}; expected a probability in [0, 1)"));
+            }
+        }
+        if o.relative_attention && o.position_buckets > 0 && (o.position_buckets < 4 || o.max_relative_positions - 1 <= o.position_buckets / 2) {
+            return Err(format!("position_buckets {} does not fit max_relative_positions {}: expected 4 ≤ buckets < 2 × (max − 1)", o.position_buckets, o.max_relative_positions));
+        }
+        Ok(())
+    }
+
     /// DistilBERT's dropout before its QA head (`qa_dropout`, 0.1 by default); none elsewhere.
     pub fn qa_dropout(&self) -> Option<f64> {
         (self.family() == Family::DistilBert).then(|| self.extra.get("qa_dropout").and_then(|x| x.as_f64()).unwrap_or(0.1))
@@ -162,7 +250,8 @@ impl BertConfig {
             ("num_attention_heads", self.num_attention_heads),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
+            // DeBERTa-v3 has no token types at all.
+            ("type_vocab_size", self.type_vocab_size + (self.family() == Family::Deberta) as i64),
             ("embedding_size", self.embedding_size.unwrap_or(1)),
         ] {
             if v < 1 {
@@ -196,6 +285,9 @@ impl BertConfig {
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
             return bad(format!("hidden_act `{}` is not supported; expected gelu, gelu_new or relu", self.hidden_act));
         }
+        if self.family() == Family::Deberta {
+            self.check_deberta().or_else(bad)?;
+        }
         if self.position_embedding_type != "absolute" {
             return bad(format!(
                 "position_embedding_type `{}` is not supported; expected `absolute`",
@@ -210,6 +302,7 @@ impl BertConfig {
             Some("roberta" | "xlm-roberta") => Family::Roberta,
             Some("electra") => Family::Electra,
             Some("distilbert") => Family::DistilBert,
+            Some("deberta-v2") => Family::Deberta,
             _ => Family::Bert,
         }
     }
@@ -221,6 +314,7 @@ impl BertConfig {
             Family::Roberta => "roberta",
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
+            Family::Deberta => "deberta",
         }
     }
 
@@ -232,6 +326,7 @@ impl BertConfig {
             Some("xlm-roberta") => "XLMRoberta",
             Some("electra") => "Electra",
             Some("distilbert") => "DistilBert",
+            Some("deberta-v2") => "DebertaV2",
             _ => "Bert",
         };
         format!("{family}{task}")
@@ -240,7 +335,7 @@ impl BertConfig {
     /// Position embeddings a sequence cannot use: RoBERTa's start after the padding index.
     pub fn position_offset(&self) -> i64 {
         match self.family() {
-            Family::Bert | Family::Electra | Family::DistilBert => 0,
+            Family::Bert | Family::Electra | Family::DistilBert | Family::Deberta => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }
@@ -268,6 +363,10 @@ impl BertConfig {
 
     /// The classifier's dropout: `classifier_dropout` if set, else `hidden_dropout_prob` (as HF does).
     pub fn classifier_dropout(&self) -> f64 {
+        if self.family() == Family::Deberta {
+            // DeBERTa's head reads `cls_dropout` instead.
+            return self.deberta_options().cls_dropout.unwrap_or(self.hidden_dropout_prob);
+        }
         self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
     }
 

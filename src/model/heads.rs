@@ -1,12 +1,14 @@
 //! Task heads on top of the encoder. `BertForSequenceClassification` as in transformers: pooled
 //! [CLS] → dropout → linear; `RobertaForSequenceClassification` (and XLM-R's): first token →
 //! dropout → dense → tanh → dropout → `out_proj`; ELECTRA's the same with GELU for tanh;
-//! DistilBERT's: first token → `pre_classifier` → ReLU → dropout → `classifier`; either with the loss of its `problem_type`: MSE for
+//! DistilBERT's: first token → `pre_classifier` → ReLU → dropout → `classifier`; DeBERTa's:
+//! `ContextPooler` (first token → dropout → `pooler.dense` → activation) → dropout → `classifier`; either with the loss of its `problem_type`: MSE for
 //! regression (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally
 //! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
 //! classification.
 use crate::data::classify::ProblemType;
-use crate::model::bert::{linear, Bert};
+use crate::model::bert::linear;
+use crate::model::encoder::Encoder;
 use crate::model::config::{BertConfig, Family};
 use crate::model::dropout::dropout;
 use tch::nn::{self, Module};
@@ -21,11 +23,13 @@ enum ClassifierHead {
     FirstToken { dense: nn::Linear, out_proj: nn::Linear, gelu: bool },
     /// DistilBERT's `pre_classifier` → ReLU → dropout → `classifier` on the first token.
     PreClassifier { pre_classifier: nn::Linear, classifier: nn::Linear },
+    /// DeBERTa's top-level `pooler.dense` (its own dropout and activation) and `classifier`.
+    ContextPooler { dense: nn::Linear, classifier: nn::Linear, pooler_dropout: f64, act: String },
 }
 
 #[derive(Debug)]
 pub struct SequenceClassifier {
-    pub encoder: Bert,
+    pub encoder: Encoder,
     head: ClassifierHead,
     dropout: f64,
     pub num_labels: i64,
@@ -42,6 +46,10 @@ impl SequenceClassifier {
         let head = match cfg.family() {
             Family::Bert => ClassifierHead::Pooled(linear(root / "classifier", h, num_labels, cfg)),
             Family::DistilBert => ClassifierHead::PreClassifier { pre_classifier: linear(root / "pre_classifier", h, h, cfg), classifier: linear(root / "classifier", h, num_labels, cfg) },
+            Family::Deberta => {
+                let o = cfg.deberta_options();
+                ClassifierHead::ContextPooler { dense: linear(root / "pooler" / "dense", h, h, cfg), classifier: linear(root / "classifier", h, num_labels, cfg), pooler_dropout: o.pooler_dropout, act: o.pooler_hidden_act }
+            }
             family => ClassifierHead::FirstToken {
                 dense: linear(root / "classifier" / "dense", h, h, cfg),
                 out_proj: linear(root / "classifier" / "out_proj", h, num_labels, cfg),
@@ -49,7 +57,7 @@ impl SequenceClassifier {
             },
         };
         SequenceClassifier {
-            encoder: Bert::new(root / cfg.prefix(), cfg),
+            encoder: Encoder::new(root / cfg.prefix(), cfg),
             head,
             dropout: cfg.classifier_dropout(),
             num_labels,
@@ -73,6 +81,15 @@ impl SequenceClassifier {
             ClassifierHead::Pooled(classifier) => {
                 let pooled = self.encoder.pool(&hidden).expect("a BERT encoder has a pooler");
                 classifier.forward(&dropout(&pooled, self.dropout, train))
+            }
+            ClassifierHead::ContextPooler { dense, classifier, pooler_dropout, act } => {
+                let x = dense.forward(&dropout(&hidden.select(1, 0), *pooler_dropout, train));
+                let x = match act.as_str() {
+                    "tanh" => x.tanh(),
+                    "relu" => x.relu(),
+                    _ => x.gelu("none"),
+                };
+                classifier.forward(&dropout(&x, self.dropout, train))
             }
             ClassifierHead::PreClassifier { pre_classifier, classifier } => {
                 let x = pre_classifier.forward(&hidden.select(1, 0)).relu();
@@ -109,7 +126,7 @@ impl SequenceClassifier {
 /// drops out the hidden states first.
 #[derive(Debug)]
 pub struct QuestionAnswering {
-    pub encoder: Bert,
+    pub encoder: Encoder,
     qa_outputs: nn::Linear,
     /// DistilBERT's dropout on the hidden states before `qa_outputs`.
     dropout: Option<f64>,
@@ -117,7 +134,7 @@ pub struct QuestionAnswering {
 
 impl QuestionAnswering {
     pub fn new(root: &nn::Path, cfg: &BertConfig) -> Self {
-        QuestionAnswering { encoder: Bert::new(root / cfg.prefix(), cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg), dropout: cfg.qa_dropout() }
+        QuestionAnswering { encoder: Encoder::new(root / cfg.prefix(), cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg), dropout: cfg.qa_dropout() }
     }
 
     /// (start, end) logits, each [batch, seq]; padding positions are left as computed (callers

@@ -2,7 +2,9 @@
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
+pub mod deberta;
 pub mod dropout;
+pub mod encoder;
 pub mod heads;
 pub mod download;
 pub mod hub;

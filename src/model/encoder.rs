@@ -1,0 +1,38 @@
+//! The encoder under a task head, by family: the BERT-shaped ones (`bert::Bert`: BERT, RoBERTa,
+//! XLM-RoBERTa, ELECTRA, DistilBERT) or DeBERTa-v2/v3 (`deberta::Deberta`).
+use crate::model::bert::Bert;
+use crate::model::config::{BertConfig, Family};
+use crate::model::deberta::Deberta;
+use tch::{nn, Tensor};
+
+#[derive(Debug)]
+pub enum Encoder {
+    Bert(Bert),
+    Deberta(Deberta),
+}
+
+impl Encoder {
+    /// Builds the family's encoder under `p` (its prefix: `bert`, `roberta`, `deberta`, ...).
+    pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+        match cfg.family() {
+            Family::Deberta => Encoder::Deberta(Deberta::new(p, cfg)),
+            _ => Encoder::Bert(Bert::new(p, cfg)),
+        }
+    }
+
+    /// Last hidden states [batch, seq, hidden].
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+        match self {
+            Encoder::Bert(b) => b.forward(input_ids, token_type_ids, attention_mask, train),
+            Encoder::Deberta(d) => d.forward(input_ids, token_type_ids, attention_mask, train),
+        }
+    }
+
+    /// BERT's pooled first token; None for families without a pooler in the encoder.
+    pub fn pool(&self, hidden: &Tensor) -> Option<Tensor> {
+        match self {
+            Encoder::Bert(b) => b.pool(hidden),
+            Encoder::Deberta(_) => None,
+        }
+    }
+}
