@@ -166,7 +166,14 @@ impl Layer {
                 scores = scores + bias;
             }
         }
-        let scores = scores.view([-1, self.heads, s, s]).masked_fill(&pair_mask.logical_not(), f32::MIN as f64);
+        // torch.finfo(dtype).min, as transformers fills: f32's would overflow half precision to
+        // -inf, and a fully masked (padding) row would then turn into NaN.
+        let lowest = match scores.kind() {
+            Kind::Half => -65504.0,
+            Kind::BFloat16 => -3.3895313892515355e38,
+            _ => f32::MIN as f64,
+        };
+        let scores = scores.view([-1, self.heads, s, s]).masked_fill(&pair_mask.logical_not(), lowest);
         let probs = dropout(&scores.softmax(-1, Kind::Float), self.attn_dropout, train);
         let ctx = probs.view([-1, s, s]).bmm(&v).view([-1, self.heads, s, d]).permute([0, 2, 1, 3]).contiguous().view([b, s, h]);
         let a = self.attn_ln.forward(&(dropout(&self.attn_out.forward(&ctx), self.hidden_dropout, train) + x));
