@@ -77,7 +77,7 @@ fn slow_excess_and_foreign_connections_are_refused() {
     if !tiny(&model) {
         return;
     }
-    let s = start(&model, &["--limit-concurrency", "4", "--timeout-header-read", "1", "--timeout-body-read", "1"]);
+    let s = start(&model, &["--limit-concurrency", "4", "--timeout-header-read", "3", "--timeout-body-read", "1"]);
     let a = addr(&s);
     assert_eq!(valid(a).unwrap().status, 200);
 
@@ -87,7 +87,7 @@ fn slow_excess_and_foreign_connections_are_refused() {
     let r = valid(a).expect("an answer, not a reset");
     assert!(r.status == 503 && r.retry_after, "{} {}", r.status, r.body);
     // The header timeout closes them, and the slots are free again.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3500));
     for mut c in silent {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut b = [0u8; 64];

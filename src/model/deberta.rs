@@ -68,10 +68,10 @@ impl Embeddings {
     fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let mut x = self.word.forward(input_ids);
         if let Some(pos) = &self.position {
-            x = x + pos.forward(&Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0));
+            x += pos.forward(&Tensor::arange(input_ids.size()[1], (Kind::Int64, input_ids.device())).unsqueeze(0));
         }
         if let Some(tt) = &self.token_type {
-            x = x + tt.forward(token_type_ids);
+            x += tt.forward(token_type_ids);
         }
         if let Some(p) = &self.project {
             x = p.forward(&x);
@@ -163,7 +163,7 @@ impl Layer {
                 });
             }
             if let Some(bias) = bias {
-                scores = scores + bias;
+                scores += bias;
             }
         }
         // torch.finfo(dtype).min, as transformers fills: f32's would overflow half precision to

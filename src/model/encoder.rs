@@ -8,14 +8,15 @@ use tch::{nn, Tensor};
 #[derive(Debug)]
 pub enum Encoder {
     Bert(Bert),
-    Deberta(Deberta),
+    /// Boxed: DeBERTa's options make it much larger than `Bert`, and one encoder is built per model.
+    Deberta(Box<Deberta>),
 }
 
 impl Encoder {
     /// Builds the family's encoder under `p` (its prefix: `bert`, `roberta`, `deberta`, ...).
     pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         match cfg.family() {
-            Family::Deberta => Encoder::Deberta(Deberta::new(p, cfg)),
+            Family::Deberta => Encoder::Deberta(Box::new(Deberta::new(p, cfg))),
             _ => Encoder::Bert(Bert::new(p, cfg)),
         }
     }

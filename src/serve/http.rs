@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -83,7 +83,9 @@ pub async fn check_host(hosts: Arc<AllowedHosts>, req: Request, next: Next) -> R
     }
 }
 
-/// The answer to a connection over the limit, written before it is closed.
+/// The answer to a connection over the limit, written before it is closed. What the client sent
+/// is read and dropped until it closes (for at most a second): closing a socket with unread input
+/// makes the kernel send a reset, which can destroy the answer before the client reads it.
 async fn refuse(mut stream: TcpStream) {
     let body = r#"{"error":"too many open connections; retry shortly","status":503}"#;
     let head = format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
@@ -91,6 +93,8 @@ async fn refuse(mut stream: TcpStream) {
         let _ = stream.write_all(head.as_bytes()).await;
         let _ = stream.write_all(body.as_bytes()).await;
         let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
 }
