@@ -7,8 +7,8 @@ use tch::{nn, Tensor};
 
 #[derive(Debug)]
 pub enum Encoder {
-    Bert(Bert),
-    /// Boxed: DeBERTa's options make it much larger than `Bert`, and one encoder is built per model.
+    /// Boxed, both: the two differ much in size, and one encoder is built per model.
+    Bert(Box<Bert>),
     Deberta(Box<Deberta>),
 }
 
@@ -17,7 +17,7 @@ impl Encoder {
     pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         match cfg.family() {
             Family::Deberta => Encoder::Deberta(Box::new(Deberta::new(p, cfg))),
-            _ => Encoder::Bert(Bert::new(p, cfg)),
+            _ => Encoder::Bert(Box::new(Bert::new(p, cfg))),
         }
     }
 
