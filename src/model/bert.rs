@@ -26,7 +26,7 @@ fn layer_norm(p: nn::Path, cfg: &BertConfig) -> nn::LayerNorm {
     layer_norm_of(p, cfg.hidden_size, cfg)
 }
 
-fn layer_norm_of(p: nn::Path, width: i64, cfg: &BertConfig) -> nn::LayerNorm {
+pub(crate) fn layer_norm_of(p: nn::Path, width: i64, cfg: &BertConfig) -> nn::LayerNorm {
     let c = nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() };
     nn::layer_norm(p, vec![width], c)
 }
@@ -34,12 +34,13 @@ fn layer_norm_of(p: nn::Path, width: i64, cfg: &BertConfig) -> nn::LayerNorm {
 /// `padding_idx`: the row whose gradient is dropped (transformers sets pad_token_id on the word
 /// embeddings only). It matters where a loss reads padded positions, as QA's start/end
 /// softmax over the whole sequence does.
-fn embedding(p: nn::Path, n: i64, d: i64, padding_idx: i64, cfg: &BertConfig) -> nn::Embedding {
+pub(crate) fn embedding(p: nn::Path, n: i64, d: i64, padding_idx: i64, cfg: &BertConfig) -> nn::Embedding {
     let c = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, padding_idx, ..Default::default() };
     nn::embedding(p, n, d, c)
 }
 
-fn activation(name: &str, x: &Tensor) -> Tensor {
+/// `hidden_act` by name, as transformers' ACT2FN for the names these configs use.
+pub(crate) fn activation(name: &str, x: &Tensor) -> Tensor {
     match name {
         "gelu_new" | "gelu_pytorch_tanh" => x.gelu("tanh"),
         "relu" => x.relu(),

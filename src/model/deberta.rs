@@ -6,7 +6,7 @@
 //! layer's own projections (`share_att_key`, v3) or separate `pos_key_proj` / `pos_query_proj`.
 //! The operations follow transformers' order (the key divided by the scale before its product,
 //! one dropout of the relative embeddings per layer) so that results and random draws agree.
-use crate::model::bert::linear;
+use crate::model::bert::{activation, embedding, layer_norm_of as layer_norm, linear};
 use crate::model::config::{BertConfig, DebertaOptions};
 use crate::model::dropout::dropout;
 use tch::nn::{self, Module};
@@ -30,14 +30,6 @@ pub fn relative_positions(q: i64, k: i64, buckets: i64, max_position: i64, devic
         rel
     };
     rel.unsqueeze(0)
-}
-
-fn layer_norm(p: nn::Path, width: i64, cfg: &BertConfig) -> nn::LayerNorm {
-    nn::layer_norm(p, vec![width], nn::LayerNormConfig { eps: cfg.layer_norm_eps, ..Default::default() })
-}
-
-fn embedding(p: nn::Path, n: i64, d: i64, padding_idx: i64, cfg: &BertConfig) -> nn::Embedding {
-    nn::embedding(p, n, d, nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, padding_idx, ..Default::default() })
 }
 
 #[derive(Debug)]
@@ -177,11 +169,7 @@ impl Layer {
         let probs = dropout(&scores.softmax(-1, Kind::Float), self.attn_dropout, train);
         let ctx = probs.view([-1, s, s]).bmm(&v).view([-1, self.heads, s, d]).permute([0, 2, 1, 3]).contiguous().view([b, s, h]);
         let a = self.attn_ln.forward(&(dropout(&self.attn_out.forward(&ctx), self.hidden_dropout, train) + x));
-        let i = match self.act.as_str() {
-            "gelu_new" | "gelu_pytorch_tanh" => self.intermediate.forward(&a).gelu("tanh"),
-            "relu" => self.intermediate.forward(&a).relu(),
-            _ => self.intermediate.forward(&a).gelu("none"),
-        };
+        let i = activation(&self.act, &self.intermediate.forward(&a));
         self.out_ln.forward(&(dropout(&self.output.forward(&i), self.hidden_dropout, train) + a))
     }
 }
