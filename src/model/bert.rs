@@ -44,6 +44,7 @@ pub(crate) fn activation(name: &str, x: &Tensor) -> Tensor {
     match name {
         "gelu_new" | "gelu_pytorch_tanh" => x.gelu("tanh"),
         "relu" => x.relu(),
+        "tanh" => x.tanh(),
         _ => x.gelu("none"),
     }
 }

@@ -7,7 +7,7 @@
 //! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
 //! classification.
 use crate::data::classify::ProblemType;
-use crate::model::bert::linear;
+use crate::model::bert::{activation, linear};
 use crate::model::encoder::Encoder;
 use crate::model::config::{BertConfig, Family};
 use crate::model::dropout::dropout;
@@ -83,12 +83,7 @@ impl SequenceClassifier {
                 classifier.forward(&dropout(&pooled, self.dropout, train))
             }
             ClassifierHead::ContextPooler { dense, classifier, pooler_dropout, act } => {
-                let x = dense.forward(&dropout(&hidden.select(1, 0), *pooler_dropout, train));
-                let x = match act.as_str() {
-                    "tanh" => x.tanh(),
-                    "relu" => x.relu(),
-                    _ => x.gelu("none"),
-                };
+                let x = activation(act, &dense.forward(&dropout(&hidden.select(1, 0), *pooler_dropout, train)));
                 classifier.forward(&dropout(&x, self.dropout, train))
             }
             ClassifierHead::PreClassifier { pre_classifier, classifier } => {
