@@ -54,3 +54,14 @@ pub fn write_json_sorted(path: &Path, map: serde_json::Map<String, serde_json::V
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
+
+/// A JSON object file such as a checkpoint's `tokenizer_config.json`; `None` when the file is absent.
+pub fn read_json_object(path: &Path) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    match serde_json::from_slice(&read(path)?).map_err(|e| Error::Json { path: path.to_path_buf(), source: e })? {
+        serde_json::Value::Object(map) => Ok(Some(map)),
+        _ => Err(Error::file(path, "expected a JSON object")),
+    }
+}

@@ -285,24 +285,66 @@ fn parity_items() -> Option<Vec<(String, Option<String>)>> {
 /// equal transformers' fast tokenizers: a digest per input, so a mismatch names the input.
 #[test]
 fn tokenizers_match_transformers_on_1000_inputs() {
-    use sha2::Digest;
     let Some(items) = parity_items() else { return };
     for family in FAMILIES {
         let want: Vec<String> = serde_json::from_value(golden(family)["parity"].clone()).unwrap();
-        let mut tok = load_tokenizer(&dir(family)).unwrap();
-        tok.with_truncation(Some(tokenizers::TruncationParams { max_length: 128, strategy: tokenizers::TruncationStrategy::LongestFirst, ..Default::default() })).unwrap();
-        assert_eq!(items.len(), want.len());
-        for (i, ((a, b), want)) in items.iter().zip(&want).enumerate() {
-            let e = match b {
-                Some(b) => tok.encode((a.as_str(), b.as_str()), true),
-                None => tok.encode(a.as_str(), true),
-            }
-            .unwrap();
-            let text = serde_json::to_string(&(e.get_ids(), char_offsets(&e, a, b.as_deref()))).unwrap();
-            let got = finetune::model::download::hex(&sha2::Sha256::digest(text.as_bytes()));
-            assert_eq!(&got[..12], want, "{family}: input {i} ({a:?}, {b:?})");
+        assert_parity(family, load_tokenizer(&dir(family)).unwrap(), &items, &want);
+    }
+}
+
+fn assert_parity(what: &str, mut tok: tokenizers::Tokenizer, items: &[(String, Option<String>)], want: &[String]) {
+    use sha2::Digest;
+    tok.with_truncation(Some(tokenizers::TruncationParams { max_length: 128, strategy: tokenizers::TruncationStrategy::LongestFirst, ..Default::default() })).unwrap();
+    assert_eq!(items.len(), want.len());
+    for (i, ((a, b), want)) in items.iter().zip(want).enumerate() {
+        let e = match b {
+            Some(b) => tok.encode((a.as_str(), b.as_str()), true),
+            None => tok.encode(a.as_str(), true),
+        }
+        .unwrap();
+        let text = serde_json::to_string(&(e.get_ids(), char_offsets(&e, a, b.as_deref()))).unwrap();
+        let got = finetune::model::download::hex(&sha2::Sha256::digest(text.as_bytes()));
+        assert_eq!(&got[..12], want, "{what}: input {i} ({a:?}, {b:?})");
+    }
+}
+
+/// A DeBERTa-v3-style directory with only `spm.model` (tools/make_spm_golden.py): converted in Rust,
+/// as shipped and with `do_lower_case` + `split_by_punct`, it gives DebertaV2TokenizerFast's ids and
+/// offsets on the 1,000 inputs and on texts exercising the precompiled normaliser, runs of spaces,
+/// a user-defined piece and `[MASK]` (added after the pieces).
+#[test]
+fn deberta_v3_spm_model_converts_as_transformers_does() {
+    let src = dir("deberta-v3-spm");
+    let items = parity_items();
+    for (name, case) in golden("deberta-v3-spm").as_object().unwrap() {
+        let tmp = tempfile::tempdir().unwrap();
+        for f in ["spm.model", "special_tokens_map.json"] {
+            std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+        }
+        let mut config: serde_json::Map<String, Value> = serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap()).unwrap();
+        config.extend(case["options"].as_object().unwrap().clone());
+        std::fs::write(tmp.path().join("tokenizer_config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+        let tok = load_tokenizer(tmp.path()).unwrap();
+        assert_eq!(tok.token_to_id("[MASK]").map(i64::from), case["mask_id"].as_i64(), "{name}");
+        for t in case["texts"].as_array().unwrap() {
+            let text = t[0].as_str().unwrap();
+            let want: Vec<u32> = serde_json::from_value(t[1].clone()).unwrap();
+            assert_eq!(tok.encode(text, true).unwrap().get_ids(), want, "{name}: {text:?}");
+        }
+        if let Some(items) = &items {
+            let want: Vec<String> = serde_json::from_value(case["parity"].clone()).unwrap();
+            assert_parity(&format!("spm {name}"), tok, items, &want);
         }
     }
+}
+
+/// A file that is not a SentencePiece model is refused with its name.
+#[test]
+fn a_broken_spm_model_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("spm.model"), b"\xff\xffnot protobuf").unwrap();
+    let err = load_tokenizer(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("spm.model") && err.contains("not a SentencePiece model"), "{err}");
 }
 
 /// DeBERTa's relative positions, log-bucketed as transformers' `build_relative_position` does, at

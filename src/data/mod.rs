@@ -4,6 +4,7 @@ pub mod classify;
 pub mod glue;
 pub mod images;
 pub mod qa_features;
+pub mod spm;
 pub mod squad;
 pub mod table;
 pub mod tokenize;

@@ -1,5 +1,6 @@
 //! Loading a checkpoint's tokenizer and turning text (pairs) into model inputs. `tokenizer.json` is
-//! preferred; a `vocab.txt` WordPiece tokenizer (honouring `do_lower_case`) is the fallback. Any
+//! preferred; then a SentencePiece `spm.model` (DeBERTa-v2/v3, converted in `spm`), then a `vocab.txt`
+//! WordPiece tokenizer (honouring `do_lower_case`). Any
 //! truncation/padding baked into tokenizer.json is removed: we truncate pairs `longest_first` to
 //! `max_seq_length` ourselves and pad per batch.
 use crate::error::{Error, Result};
@@ -35,6 +36,8 @@ pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
     let json = dir.join("tokenizer.json");
     let mut tok = if json.is_file() {
         Tokenizer::from_file(&json).map_err(|e| Error::file(&json, format!("cannot load tokenizer: {e}")))?
+    } else if dir.join(super::spm::MODEL_FILE).is_file() {
+        super::spm::deberta_v2_tokenizer(dir)?
     } else {
         wordpiece_from_vocab(dir)?
     };
@@ -46,7 +49,7 @@ pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
 fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer> {
     let vocab = dir.join("vocab.txt");
     if !vocab.is_file() {
-        return Err(Error::file(dir, "no tokenizer.json or vocab.txt; expected one of them in the model directory"));
+        return Err(Error::file(dir, "no tokenizer.json, spm.model or vocab.txt; expected one of them in the model directory"));
     }
     let lowercase = do_lower_case(dir)?;
     let vocab_s = vocab.to_string_lossy().to_string();
@@ -67,13 +70,8 @@ fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer> {
 
 /// `do_lower_case` from tokenizer_config.json; BERT's default (true) when the file or key is absent.
 fn do_lower_case(dir: &Path) -> Result<bool> {
-    let path = dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(true);
-    }
-    let v: serde_json::Value = serde_json::from_slice(&crate::io::read(&path)?)
-        .map_err(|e| Error::Json { path: path.clone(), source: e })?;
-    Ok(v.get("do_lower_case").and_then(|b| b.as_bool()).unwrap_or(true))
+    let config = crate::io::read_json_object(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
+    Ok(config.get("do_lower_case").and_then(|b| b.as_bool()).unwrap_or(true))
 }
 
 impl TextEncoder {

@@ -118,9 +118,17 @@ pub fn download_repo(cache: &hf_hub::Cache, model_id: &str) -> Result<PathBuf> {
         fetch_file(&folder, model_id, &commit, "pytorch_model.bin", token)?
             .ok_or_else(|| Error::Download(format!("{model_id} has neither model.safetensors nor pytorch_model.bin")))?;
     }
+    let mut has_tokenizer_json = false;
     for file in &MODEL_FILES[2..] {
         // Optional: a model may ship only tokenizer.json or only vocab.txt.
-        fetch_file(&folder, model_id, &commit, file, token)?;
+        let got = fetch_file(&folder, model_id, &commit, file, token)?.is_some();
+        has_tokenizer_json |= got && *file == "tokenizer.json";
+    }
+    if !has_tokenizer_json {
+        // DeBERTa-v2/v3 ship a SentencePiece model instead (converted by data::spm).
+        for file in ["spm.model", "added_tokens.json"] {
+            fetch_file(&folder, model_id, &commit, file, token)?;
+        }
     }
     crate::io::write_atomic(&folder.join("refs").join("main"), commit.as_bytes())?;
     Ok(folder.join("snapshots").join(commit))
