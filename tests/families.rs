@@ -12,8 +12,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-/// Fixture names: a `model_type`, or a variant of one (two DeBERTa-v2 option sets).
-const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra", "distilbert", "deberta-v3", "deberta-v2"];
+/// Fixture names: a `model_type`, or a variant of one (two DeBERTa-v2 and two ModernBERT option sets).
+const FAMILIES: &[&str] = &["roberta", "xlm-roberta", "electra", "distilbert", "deberta-v3", "deberta-v2", "modernbert", "modernbert-bias"];
 
 fn dir(family: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family)
@@ -103,6 +103,9 @@ fn tokenizers_give_transformers_ids_and_offsets() {
     }
 }
 
+/// ModernBERT's head with `classifier_bias` and `norm_bias`, the same under both tasks.
+const MODERNBERT_BIAS_HEAD: &[&str] = &["classifier.bias", "classifier.weight", "head.dense.bias", "head.dense.weight", "head.norm.bias", "head.norm.weight"];
+
 #[test]
 fn classification_heads_match_transformers() {
     for family in FAMILIES {
@@ -116,6 +119,8 @@ fn classification_heads_match_transformers() {
             let new: &[&str] = match *family {
                 "distilbert" => &["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"],
                 "deberta-v3" | "deberta-v2" => &["classifier.bias", "classifier.weight", "pooler.dense.bias", "pooler.dense.weight"],
+                "modernbert" => &["classifier.bias", "classifier.weight", "head.dense.weight", "head.norm.weight"],
+                "modernbert-bias" => MODERNBERT_BIAS_HEAD,
                 _ => &["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias", "classifier.out_proj.weight"],
             };
             assert_eq!(report.newly_initialised, new, "{family}");
@@ -143,7 +148,12 @@ fn question_answering_head_matches_transformers() {
         let cfg = BertConfig::from_file(&dir(family).join("config.json")).unwrap();
         tch::manual_seed(42);
         let (vs, net, report) = checkpoint::load_question_answering(&dir(family), &cfg, Device::Cpu).unwrap();
-        assert_eq!(report.newly_initialised, ["qa_outputs.bias", "qa_outputs.weight"], "{family}");
+        let new: &[&str] = match *family {
+            "modernbert" => &["classifier.bias", "classifier.weight", "head.dense.weight", "head.norm.weight"],
+            "modernbert-bias" => MODERNBERT_BIAS_HEAD,
+            _ => &["qa_outputs.bias", "qa_outputs.weight"],
+        };
+        assert_eq!(report.newly_initialised, new, "{family}");
         let (start, end) = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
         let mask = b.attention_mask.to_kind(Kind::Bool);
         for i in 0..start.size()[0] {
@@ -165,7 +175,7 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let p = tmp.path().join("config.json");
     std::fs::write(&p, r#"{"model_type": "gpt2", "vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 4}"#).unwrap();
     let e = BertConfig::from_file(&p).unwrap_err().to_string();
-    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra, distilbert, deberta-v2"), "{e}");
+    assert!(e.contains("gpt2") && e.contains("bert, roberta, xlm-roberta, electra, distilbert, deberta-v2, modernbert"), "{e}");
 }
 
 /// run_qa.py's windows and answer labels over byte-level BPE and Unigram offsets, on a context with
@@ -240,6 +250,7 @@ fn families_run_through_glue_squad_and_predict() {
             "xlm-roberta" => "XLMRoberta",
             "electra" => "Electra",
             "deberta-v2" => "DebertaV2",
+            "modernbert" => "ModernBert",
             _ => "DistilBert",
         };
         assert_eq!(cfg["architectures"][0], format!("{class}ForSequenceClassification"));
@@ -359,5 +370,50 @@ fn deberta_relative_positions_match_transformers() {
         let flat: Vec<i64> = Vec::try_from(rel.flatten(0, -1)).unwrap();
         let got = finetune::model::download::hex(&sha2::Sha256::digest(serde_json::to_string(&flat).unwrap().as_bytes()));
         assert_eq!(got, case["sha256"].as_str().unwrap(), "{case}");
+    }
+}
+
+/// A ModernBERT masked-LM checkpoint (encoder under `model.`, `head.*`, `decoder.*`), as the hub's
+/// are: its `head` goes under the classifier as transformers loads it, only `classifier` is new,
+/// and the decoder is reported unused.
+#[test]
+fn modernbert_masked_lm_checkpoint_lends_its_head() {
+    let src = dir("modernbert");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let mut named: Vec<(String, Tensor)> =
+        checkpoint::read_safetensors(&src.join("model.safetensors")).unwrap().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+    let dense = Tensor::randn([16, 16], (Kind::Float, Device::Cpu));
+    named.push(("head.dense.weight".into(), dense.copy()));
+    named.push(("head.norm.weight".into(), Tensor::full([16], 0.5, (Kind::Float, Device::Cpu))));
+    named.push(("decoder.bias".into(), Tensor::zeros([300], (Kind::Float, Device::Cpu))));
+    checkpoint::write_safetensors(&named, &tmp.path().join("model.safetensors")).unwrap();
+    let cfg = BertConfig::from_file(&src.join("config.json")).unwrap();
+    let (vs, _, report) = checkpoint::load_sequence_classifier(tmp.path(), &cfg, 2, Device::Cpu).unwrap();
+    assert_eq!(report.newly_initialised, ["classifier.bias", "classifier.weight"]);
+    assert_eq!(report.unused, ["model.decoder.bias"]);
+    assert!(vs.variables()["head.dense.weight"].equal(&dense));
+}
+
+/// ModernBERT options this implementation lacks are refused naming the field.
+#[test]
+fn modernbert_options_it_lacks_are_refused() {
+    let base: serde_json::Map<String, Value> = serde_json::from_slice(&std::fs::read(dir("modernbert").join("config.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (key, value, expected) in [
+        ("rope_scaling", serde_json::json!({"rope_type": "linear", "factor": 2.0}), "rope_scaling"),
+        ("classifier_pooling", serde_json::json!("max"), "classifier_pooling `max`"),
+        ("hidden_activation", serde_json::json!("swish"), "hidden_activation `swish`"),
+        ("local_attention", serde_json::json!(0), "local_attention"),
+        ("mlp_dropout", serde_json::json!(1.5), "mlp_dropout"),
+    ] {
+        let mut cfg = base.clone();
+        cfg.insert(key.into(), value);
+        let p = tmp.path().join("config.json");
+        std::fs::write(&p, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let e = BertConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains(expected) && e.contains("config.json"), "{key}: {e}");
     }
 }

@@ -6,14 +6,14 @@ losses and gradient norms of the sequence-classification, regression and questio
 whose fresh weights transformers draws after torch.manual_seed(42); run_qa.py's windows over a
 non-ASCII context; and a digest of the ids and offsets of 1,000 GLUE and SQuAD inputs).
 
-The tokenizers are trained here on GLUE sentences (the hub is out of reach): byte-level BPE for
+The tokenizers are trained here on GLUE sentences (the hub is out of reach): byte-level BPE for ModernBERT (with [CLS]/[SEP]) and
 RoBERTa, Unigram with Metaspace for XLM-RoBERTa, each wrapped in its transformers fast class so the
 special tokens and pair template are that class's; WordPiece for ELECTRA. Run with the reference environment:
 
     ~/.cache/finetune/torch-2.11.0/bin/python tools/make_family_golden.py --glue-dir ../shared/data/glue \
         --squad-file ../shared/data/squad/train-v1.1.json
 """
-import argparse, csv, hashlib, json, os, sys, types
+import argparse, csv, functools, hashlib, json, os, sys, types
 import numpy as np
 import torch
 import transformers
@@ -61,6 +61,17 @@ def byte_bpe(texts):
     return tok
 
 
+def byte_bpe_cls_sep(texts):
+    """ModernBERT's kind: byte-level BPE, [CLS] A [SEP] (B [SEP]), offsets untrimmed."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    return tok
+
+
 def unigram(texts):
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
@@ -93,6 +104,14 @@ def unigram_cls_sep(texts):
 
 
 ROBERTA_IDS = dict(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+# ModernBERT ships a plain PreTrainedTokenizerFast that feeds the model no token types.
+MODERNBERT_TOKENIZER = functools.partial(transformers.PreTrainedTokenizerFast, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                                         pad_token="[PAD]", mask_token="[MASK]", model_input_names=["input_ids", "attention_mask"])
+# Two global/local layers with an 8-token window (4 each side) shorter than the inputs, distinct
+# rotary bases, every dropout on.
+MODERNBERT_IDS = dict(pad_token_id=3, cls_token_id=1, sep_token_id=2, bos_token_id=1, eos_token_id=2, global_attn_every_n_layers=2,
+                      local_attention=8, global_rope_theta=160000.0, local_rope_theta=10000.0, embedding_dropout=0.1,
+                      attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1)
 # model_type: (config class, base model, its keyword arguments, fast tokenizer class, tokenizer
 # trainer, config options switched on)
 FAMILIES = {
@@ -113,6 +132,12 @@ FAMILIES = {
     "deberta-v2": (transformers.DebertaV2Config, transformers.DebertaV2Model, {}, transformers.DebertaV2TokenizerFast, unigram_cls_sep,
                    dict(relative_attention=True, max_relative_positions=8, share_att_key=False, pos_att_type=["c2p", "p2c"],
                         position_biased_input=True, type_vocab_size=2, embedding_size=8, pad_token_id=0)),
+    # ModernBERT as released: no biases anywhere, the first token under the head.
+    "modernbert": (transformers.ModernBertConfig, transformers.ModernBertModel, {}, MODERNBERT_TOKENIZER, byte_bpe_cls_sep, MODERNBERT_IDS),
+    # Its other switches: every bias, mean pooling, the tanh GELU in the head.
+    "modernbert-bias": (transformers.ModernBertConfig, transformers.ModernBertModel, {}, MODERNBERT_TOKENIZER, byte_bpe_cls_sep,
+                        dict(MODERNBERT_IDS, attention_bias=True, mlp_bias=True, norm_bias=True, classifier_bias=True,
+                             classifier_pooling="mean", classifier_activation="gelu_pytorch_tanh")),
 }
 
 
@@ -216,10 +241,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--glue-dir", required=True)
     ap.add_argument("--squad-file", required=True, help="SQuAD v1.1 train-v1.1.json")
+    ap.add_argument("--only", nargs="*", choices=list(FAMILIES), help="these fixtures only (default: all)")
     args = ap.parse_args()
     texts = sentences(args.glue_dir)
     items = parity_items(args.glue_dir, args.squad_file)
-    for model_type in FAMILIES:
+    for model_type in args.only or FAMILIES:
         make(model_type, texts, items)
 
 

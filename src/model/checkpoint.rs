@@ -5,7 +5,7 @@
 //! checked against the config.
 use crate::data::classify::ProblemType;
 use crate::error::{Error, Result};
-use crate::model::config::BertConfig;
+use crate::model::config::{BertConfig, Family};
 use crate::model::heads::{QuestionAnswering, SequenceClassifier};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
@@ -23,24 +23,26 @@ pub struct LoadReport {
 
 /// Variables a base checkpoint may lack: the task head (and the pooler, as transformers allows).
 fn may_be_new(name: &str) -> bool {
-    ["classifier.", "pre_classifier.", "qa_outputs."].iter().any(|p| name.starts_with(p)) || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
+    ["classifier.", "pre_classifier.", "qa_outputs.", "head."].iter().any(|p| name.starts_with(p)) || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
 }
 
 /// Maps a checkpoint name onto our (HF `BertFor*` / `RobertaFor*`) variable names: an encoder
 /// tensor saved without its prefix (a base `BertModel`) gets `prefix.`.
 fn canonical(name: &str, prefix: &str) -> String {
     let name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
-    // DeBERTa's context pooler sits beside the encoder, BERT's inside it.
-    let own_pooler = prefix == "deberta" && name.starts_with("pooler.");
-    let keep = own_pooler || ["classifier.", "pre_classifier.", "qa_outputs.", "cls.", "lm_head.", "vocab_"].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
+    // DeBERTa's context pooler sits beside the encoder, BERT's inside it; so does ModernBERT's
+    // `head` (which its masked-LM checkpoints share with the task heads).
+    let beside = (prefix == "deberta" && name.starts_with("pooler.")) || (prefix == "model" && name.starts_with("head."));
+    let keep = beside || ["classifier.", "pre_classifier.", "qa_outputs.", "cls.", "lm_head.", "vocab_"].iter().any(|p| name.starts_with(p)) || name.starts_with(&format!("{prefix}."));
     if keep { name } else { format!("{prefix}.{name}") }
 }
 
 /// The encoder prefix of a model's variables (`bert`, `roberta`).
 fn prefix_of(vs: &VarStore) -> String {
     let vars = vs.variables();
-    let word = vars.keys().find(|n| n.ends_with(".embeddings.word_embeddings.weight"));
-    word.map_or("bert".into(), |n| n.trim_end_matches(".embeddings.word_embeddings.weight").to_string())
+    let names = [".embeddings.word_embeddings.weight", ".embeddings.tok_embeddings.weight"];
+    let word = vars.keys().find_map(|n| names.iter().find_map(|s| n.strip_suffix(s)));
+    word.map_or("bert".into(), str::to_string)
 }
 
 /// The weights file of a model directory: `model.safetensors`, else `pytorch_model.bin`.
@@ -193,12 +195,15 @@ fn init_new_weights(vs: &VarStore, new: &[String], cfg: &BertConfig) {
     let vars = vs.variables();
     let mut names: Vec<&String> = new.iter().collect();
     // Module order, which sorted names follow but for a pooler (DeBERTa's `pooler.` is built
-    // before `classifier`, as BERT's `bert.pooler.` is) and DistilBERT's `pre_classifier`.
-    names.sort_by_key(|n| (!n.contains("pooler."), !n.starts_with("pre_classifier."), n.as_str()));
+    // before `classifier`, as BERT's `bert.pooler.` is), DistilBERT's `pre_classifier` and
+    // ModernBERT's `head`.
+    names.sort_by_key(|n| (!(n.contains("pooler.") || n.starts_with("head.")), !n.starts_with("pre_classifier."), n.as_str()));
     tch::no_grad(|| {
         for name in names {
             let mut v = vars[name.as_str()].shallow_clone();
-            if name.ends_with(".bias") {
+            if cfg.family() == Family::ModernBert {
+                crate::model::modernbert::init_new_weight(name, &mut v, cfg);
+            } else if name.ends_with(".bias") {
                 let _ = v.zero_();
             } else {
                 let _ = v.normal_(0.0, cfg.initializer_range);

@@ -2,7 +2,8 @@
 //! families (`model_type` `bert`, `roberta`, `xlm-roberta`, `electra`, `distilbert`: the same
 //! layers; RoBERTa's positions offset past the padding index, ELECTRA's embeddings narrower than
 //! its layers and projected up, DistilBERT without token types or the dropout after attention,
-//! each with its own classification head). DistilBERT's own key names (`dim`, `n_layers`, ...) are
+//! each with its own classification head; DeBERTa-v2/v3 and ModernBERT, whose own fields are read
+//! from the kept keys by `deberta_options` / `modernbert_options`). DistilBERT's own key names (`dim`, `n_layers`, ...) are
 //! read into the common fields and written back on save. Unknown keys are kept, so a
 //! saved fine-tuned model carries every field of its base model's config through unchanged.
 use crate::error::{Error, Result};
@@ -76,7 +77,33 @@ fn default_pos_type() -> String {
 }
 
 /// The encoder families `BertConfig` describes, by `model_type`.
-pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2"];
+pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert"];
+
+/// The ModernBERT fields of `config.json` (kept in `BertConfig::extra`: its names differ from
+/// BERT's), with `ModernBertConfig`'s defaults.
+#[derive(Debug, Clone)]
+pub struct ModernBertOptions {
+    pub hidden_activation: String,
+    pub norm_eps: f64,
+    pub norm_bias: bool,
+    pub attention_bias: bool,
+    pub mlp_bias: bool,
+    pub classifier_bias: bool,
+    pub embedding_dropout: f64,
+    pub attention_dropout: f64,
+    pub mlp_dropout: f64,
+    pub classifier_dropout: f64,
+    pub global_rope_theta: f64,
+    pub local_rope_theta: f64,
+    /// Every n-th layer (from layer 0) attends globally, the others within `local_attention`.
+    pub global_attn_every_n_layers: i64,
+    /// The local window's width: a token sees `local_attention / 2` tokens each side.
+    pub local_attention: i64,
+    /// `cls` (the first token) or `mean` (over real tokens) under the classifier head.
+    pub mean_pooling: bool,
+    pub classifier_activation: String,
+    pub initializer_cutoff_factor: f64,
+}
 
 /// The DeBERTa-v2/v3 fields of `config.json` (kept in `BertConfig::extra`), with transformers'
 /// defaults.
@@ -136,7 +163,18 @@ pub enum Family {
     /// DeBERTa-v2/v3: disentangled attention over relative positions (`model::deberta`), a
     /// context pooler under the classifier.
     Deberta,
+    /// ModernBERT: rotary positions, GeGLU, pre-norm layers alternating global and sliding-window
+    /// attention (`model::modernbert`), a dense-activation-norm head under the classifier and QA
+    /// outputs.
+    ModernBert,
 }
+
+/// BERT fields `BertConfig` fills with defaults that ModernBERT's config does not have (it names its
+/// own): left out of a saved ModernBERT config.
+const NOT_MODERNBERT_KEYS: &[&str] =
+    &["hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps", "type_vocab_size", "position_embedding_type"];
+
+const ACTIVATIONS: &[&str] = &["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"];
 
 impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -164,6 +202,11 @@ impl BertConfig {
     /// The `config.json` transformers reads for this family (DistilBERT under its own key names).
     pub fn to_hf_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).expect("a config serialises");
+        if let (Family::ModernBert, Some(o)) = (self.family(), v.as_object_mut()) {
+            for k in NOT_MODERNBERT_KEYS {
+                o.remove(*k);
+            }
+        }
         if self.family() == Family::DistilBert {
             if let Some(o) = v.as_object_mut() {
                 for (theirs, ours) in DISTILBERT_KEYS {
@@ -201,6 +244,66 @@ impl BertConfig {
         }
     }
 
+    /// ModernBERT's options, with transformers' defaults for what the config leaves out.
+    pub fn modernbert_options(&self) -> ModernBertOptions {
+        let x = &self.extra;
+        let bool_of = |k: &str| x.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        let float_of = |k: &str, d: f64| x.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
+        let str_of = |k: &str, d: &str| x.get(k).and_then(|v| v.as_str()).unwrap_or(d).to_string();
+        let global_rope_theta = float_of("global_rope_theta", 160000.0);
+        ModernBertOptions {
+            hidden_activation: str_of("hidden_activation", "gelu"),
+            norm_eps: float_of("norm_eps", 1e-5),
+            norm_bias: bool_of("norm_bias"),
+            attention_bias: bool_of("attention_bias"),
+            mlp_bias: bool_of("mlp_bias"),
+            classifier_bias: bool_of("classifier_bias"),
+            embedding_dropout: float_of("embedding_dropout", 0.0),
+            attention_dropout: float_of("attention_dropout", 0.0),
+            mlp_dropout: float_of("mlp_dropout", 0.0),
+            classifier_dropout: self.classifier_dropout.unwrap_or(0.0),
+            global_rope_theta,
+            // transformers falls back to the global theta when the local one is null.
+            local_rope_theta: float_of("local_rope_theta", if x.get("local_rope_theta").is_some_and(|v| v.is_null()) { global_rope_theta } else { 10000.0 }),
+            global_attn_every_n_layers: x.get("global_attn_every_n_layers").and_then(|v| v.as_i64()).unwrap_or(3),
+            local_attention: x.get("local_attention").and_then(|v| v.as_i64()).unwrap_or(128),
+            mean_pooling: str_of("classifier_pooling", "cls") == "mean",
+            classifier_activation: str_of("classifier_activation", "gelu"),
+            initializer_cutoff_factor: x.get("initializer_cutoff_factor").and_then(|v| v.as_f64()).unwrap_or(2.0),
+        }
+    }
+
+    /// ModernBERT's options checked: what this implementation lacks is an error naming the field.
+    fn check_modernbert(&self) -> std::result::Result<(), String> {
+        let x = &self.extra;
+        let o = self.modernbert_options();
+        for (name, act) in [("hidden_activation", &o.hidden_activation), ("classifier_activation", &o.classifier_activation)] {
+            if !ACTIVATIONS.contains(&act.as_str()) {
+                return Err(format!("{name} `{act}` is not supported; expected one of {}", ACTIVATIONS.join(", ")));
+            }
+        }
+        if let Some(p) = x.get("classifier_pooling").and_then(|v| v.as_str()).filter(|p| !matches!(*p, "cls" | "mean")) {
+            return Err(format!("classifier_pooling `{p}` is not supported; expected cls or mean"));
+        }
+        if x.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+            return Err("rope_scaling is not supported; expected the default rotary embedding (rope_scaling null)".into());
+        }
+        for (name, p) in [("embedding_dropout", o.embedding_dropout), ("attention_dropout", o.attention_dropout), ("mlp_dropout", o.mlp_dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{name} is {p}; expected a probability in [0, 1)"));
+            }
+        }
+        if o.global_attn_every_n_layers < 1 || o.local_attention < 2 {
+            return Err(format!("global_attn_every_n_layers {} / local_attention {}: expected at least 1 / 2", o.global_attn_every_n_layers, o.local_attention));
+        }
+        for (name, v) in [("norm_eps", o.norm_eps), ("global_rope_theta", o.global_rope_theta), ("local_rope_theta", o.local_rope_theta), ("initializer_cutoff_factor", o.initializer_cutoff_factor)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} is {v}; expected a positive number"));
+            }
+        }
+        Ok(())
+    }
+
     /// What `deberta_options` would read leniently, checked: the options this implementation
     /// does not have are errors naming the field.
     fn check_deberta(&self) -> std::result::Result<(), String> {
@@ -232,9 +335,14 @@ impl BertConfig {
         Ok(())
     }
 
-    /// DistilBERT's dropout before its QA head (`qa_dropout`, 0.1 by default); none elsewhere.
+    /// The dropout before the QA outputs: DistilBERT's `qa_dropout` (0.1 by default), ModernBERT's
+    /// `classifier_dropout`; none elsewhere.
     pub fn qa_dropout(&self) -> Option<f64> {
-        (self.family() == Family::DistilBert).then(|| self.extra.get("qa_dropout").and_then(|x| x.as_f64()).unwrap_or(0.1))
+        match self.family() {
+            Family::DistilBert => Some(self.extra.get("qa_dropout").and_then(|x| x.as_f64()).unwrap_or(0.1)),
+            Family::ModernBert => Some(self.modernbert_options().classifier_dropout),
+            _ => None,
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
@@ -282,11 +390,13 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
-            return bad(format!("hidden_act `{}` is not supported; expected gelu, gelu_new or relu", self.hidden_act));
+        if !ACTIVATIONS.contains(&self.hidden_act.as_str()) {
+            return bad(format!("hidden_act `{}` is not supported; expected one of {}", self.hidden_act, ACTIVATIONS.join(", ")));
         }
-        if self.family() == Family::Deberta {
-            self.check_deberta().or_else(bad)?;
+        match self.family() {
+            Family::Deberta => self.check_deberta().or_else(bad)?,
+            Family::ModernBert => self.check_modernbert().or_else(bad)?,
+            _ => {}
         }
         if self.position_embedding_type != "absolute" {
             return bad(format!(
@@ -303,6 +413,7 @@ impl BertConfig {
             Some("electra") => Family::Electra,
             Some("distilbert") => Family::DistilBert,
             Some("deberta-v2") => Family::Deberta,
+            Some("modernbert") => Family::ModernBert,
             _ => Family::Bert,
         }
     }
@@ -315,6 +426,7 @@ impl BertConfig {
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
             Family::Deberta => "deberta",
+            Family::ModernBert => "model",
         }
     }
 
@@ -327,6 +439,7 @@ impl BertConfig {
             Some("electra") => "Electra",
             Some("distilbert") => "DistilBert",
             Some("deberta-v2") => "DebertaV2",
+            Some("modernbert") => "ModernBert",
             _ => "Bert",
         };
         format!("{family}{task}")
@@ -335,7 +448,7 @@ impl BertConfig {
     /// Position embeddings a sequence cannot use: RoBERTa's start after the padding index.
     pub fn position_offset(&self) -> i64 {
         match self.family() {
-            Family::Bert | Family::Electra | Family::DistilBert | Family::Deberta => 0,
+            Family::Bert | Family::Electra | Family::DistilBert | Family::Deberta | Family::ModernBert => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }
@@ -366,6 +479,9 @@ impl BertConfig {
         if self.family() == Family::Deberta {
             // DeBERTa's head reads `cls_dropout` instead.
             return self.deberta_options().cls_dropout.unwrap_or(self.hidden_dropout_prob);
+        }
+        if self.family() == Family::ModernBert {
+            return self.modernbert_options().classifier_dropout;
         }
         self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
     }

@@ -55,9 +55,9 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     x * cpu_noise(&x.size(), x.kind(), p, x.device())
 }
 
-/// `scaled_dot_product_attention(q, k, v, mask, p)` with `mask` a bool [batch, 1, 1, seq] (true =
-/// attend). With CPU masks it is ATen's math path written out (what the CPU runs when dropout is
-/// on), its dropout replaced by ours.
+/// `scaled_dot_product_attention(q, k, v, mask, p)` with `mask` a bool [batch, 1, 1 or seq, seq]
+/// (true = attend) or an additive float mask of that shape. With CPU masks it is ATen's math path
+/// written out (what the CPU runs when dropout is on), its dropout replaced by ours.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, p: f64, train: bool) -> Tensor {
     let p = if train { p } else { 0.0 };
     if !cpu_masks(p, train) {
@@ -65,7 +65,10 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, p: f64, trai
     }
     let d = *q.size().last().expect("attention inputs have a head dimension");
     let s = (1.0 / (d as f64).sqrt()).sqrt();
-    let bias = Tensor::zeros([], (q.kind(), q.device())).where_scalarother(mask, f64::NEG_INFINITY);
+    let bias = match mask.kind() {
+        Kind::Bool => Tensor::zeros([], (q.kind(), q.device())).where_scalarother(mask, f64::NEG_INFINITY),
+        _ => mask.shallow_clone(),
+    };
     let scores = (q * s).matmul(&(k.transpose(-2, -1) * s)) + bias;
     dropout(&scores.internal_safe_softmax(-1, None), p, train).matmul(v)
 }

@@ -1,15 +1,18 @@
 //! The encoder under a task head, by family: the BERT-shaped ones (`bert::Bert`: BERT, RoBERTa,
-//! XLM-RoBERTa, ELECTRA, DistilBERT) or DeBERTa-v2/v3 (`deberta::Deberta`).
+//! XLM-RoBERTa, ELECTRA, DistilBERT), DeBERTa-v2/v3 (`deberta::Deberta`) or ModernBERT
+//! (`modernbert::ModernBert`).
 use crate::model::bert::Bert;
 use crate::model::config::{BertConfig, Family};
 use crate::model::deberta::Deberta;
+use crate::model::modernbert::ModernBert;
 use tch::{nn, Tensor};
 
 #[derive(Debug)]
 pub enum Encoder {
-    /// Boxed, both: the two differ much in size, and one encoder is built per model.
+    /// Boxed, all: they differ much in size, and one encoder is built per model.
     Bert(Box<Bert>),
     Deberta(Box<Deberta>),
+    ModernBert(Box<ModernBert>),
 }
 
 impl Encoder {
@@ -17,6 +20,7 @@ impl Encoder {
     pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         match cfg.family() {
             Family::Deberta => Encoder::Deberta(Box::new(Deberta::new(p, cfg))),
+            Family::ModernBert => Encoder::ModernBert(Box::new(ModernBert::new(p, cfg))),
             _ => Encoder::Bert(Box::new(Bert::new(p, cfg))),
         }
     }
@@ -26,6 +30,7 @@ impl Encoder {
         match self {
             Encoder::Bert(b) => b.forward(input_ids, token_type_ids, attention_mask, train),
             Encoder::Deberta(d) => d.forward(input_ids, token_type_ids, attention_mask, train),
+            Encoder::ModernBert(m) => m.forward(input_ids, attention_mask, train),
         }
     }
 
@@ -33,7 +38,7 @@ impl Encoder {
     pub fn pool(&self, hidden: &Tensor) -> Option<Tensor> {
         match self {
             Encoder::Bert(b) => b.pool(hidden),
-            Encoder::Deberta(_) => None,
+            Encoder::Deberta(_) | Encoder::ModernBert(_) => None,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! [CLS] → dropout → linear; `RobertaForSequenceClassification` (and XLM-R's): first token →
 //! dropout → dense → tanh → dropout → `out_proj`; ELECTRA's the same with GELU for tanh;
 //! DistilBERT's: first token → `pre_classifier` → ReLU → dropout → `classifier`; DeBERTa's:
-//! `ContextPooler` (first token → dropout → `pooler.dense` → activation) → dropout → `classifier`; either with the loss of its `problem_type`: MSE for
+//! `ContextPooler` (first token → dropout → `pooler.dense` → activation) → dropout → `classifier`;
+//! ModernBERT's: first token (or the mean over real tokens) → `head` (dense → activation → norm) →
+//! dropout → `classifier`; each with the loss of its `problem_type`: MSE for
 //! regression (`num_labels = 1`), cross-entropy over `num_labels` classes (optionally
 //! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
 //! classification.
@@ -11,6 +13,7 @@ use crate::model::bert::{activation, linear};
 use crate::model::encoder::Encoder;
 use crate::model::config::{BertConfig, Family};
 use crate::model::dropout::dropout;
+use crate::model::modernbert::PredictionHead;
 use tch::nn::{self, Module};
 use tch::{Reduction, Tensor};
 
@@ -25,6 +28,8 @@ enum ClassifierHead {
     PreClassifier { pre_classifier: nn::Linear, classifier: nn::Linear },
     /// DeBERTa's top-level `pooler.dense` (its own dropout and activation) and `classifier`.
     ContextPooler { dense: nn::Linear, classifier: nn::Linear, pooler_dropout: f64, act: String },
+    /// ModernBERT's `head` and `classifier` on the first token or the mean of the real ones.
+    Prediction { head: PredictionHead, classifier: nn::Linear, mean_pooling: bool },
 }
 
 #[derive(Debug)]
@@ -50,6 +55,11 @@ impl SequenceClassifier {
                 let o = cfg.deberta_options();
                 ClassifierHead::ContextPooler { dense: linear(root / "pooler" / "dense", h, h, cfg), classifier: linear(root / "classifier", h, num_labels, cfg), pooler_dropout: o.pooler_dropout, act: o.pooler_hidden_act }
             }
+            Family::ModernBert => ClassifierHead::Prediction {
+                head: PredictionHead::new(root / "head", cfg),
+                classifier: linear(root / "classifier", h, num_labels, cfg),
+                mean_pooling: cfg.modernbert_options().mean_pooling,
+            },
             family => ClassifierHead::FirstToken {
                 dense: linear(root / "classifier" / "dense", h, h, cfg),
                 out_proj: linear(root / "classifier" / "out_proj", h, num_labels, cfg),
@@ -86,6 +96,15 @@ impl SequenceClassifier {
                 let x = activation(act, &dense.forward(&dropout(&hidden.select(1, 0), *pooler_dropout, train)));
                 classifier.forward(&dropout(&x, self.dropout, train))
             }
+            ClassifierHead::Prediction { head, classifier, mean_pooling } => {
+                let pooled = if *mean_pooling {
+                    let summed = (&hidden * attention_mask.unsqueeze(-1)).sum_dim_intlist(1, false, None);
+                    summed / attention_mask.sum_dim_intlist(1, true, None)
+                } else {
+                    hidden.select(1, 0)
+                };
+                classifier.forward(&dropout(&head.forward(&pooled), self.dropout, train))
+            }
             ClassifierHead::PreClassifier { pre_classifier, classifier } => {
                 let x = pre_classifier.forward(&hidden.select(1, 0)).relu();
                 classifier.forward(&dropout(&x, self.dropout, train))
@@ -118,24 +137,35 @@ impl SequenceClassifier {
 
 /// `BertForQuestionAnswering` (and the other families'): a linear layer over every token's hidden
 /// state gives start and end logits (`qa_outputs`, 2 outputs); a pooler is unused; DistilBERT
-/// drops out the hidden states first.
+/// drops out the hidden states first; ModernBERT passes them through its `head` and dropout, and
+/// calls the linear layer `classifier`.
 #[derive(Debug)]
 pub struct QuestionAnswering {
     pub encoder: Encoder,
+    head: Option<PredictionHead>,
     qa_outputs: nn::Linear,
-    /// DistilBERT's dropout on the hidden states before `qa_outputs`.
+    /// DistilBERT's and ModernBERT's dropout on the hidden states before `qa_outputs`.
     dropout: Option<f64>,
 }
 
 impl QuestionAnswering {
     pub fn new(root: &nn::Path, cfg: &BertConfig) -> Self {
-        QuestionAnswering { encoder: Encoder::new(root / cfg.prefix(), cfg), qa_outputs: linear(root / "qa_outputs", cfg.hidden_size, 2, cfg), dropout: cfg.qa_dropout() }
+        let modern = cfg.family() == Family::ModernBert;
+        QuestionAnswering {
+            encoder: Encoder::new(root / cfg.prefix(), cfg),
+            head: modern.then(|| PredictionHead::new(root / "head", cfg)),
+            qa_outputs: linear(root / if modern { "classifier" } else { "qa_outputs" }, cfg.hidden_size, 2, cfg),
+            dropout: cfg.qa_dropout(),
+        }
     }
 
     /// (start, end) logits, each [batch, seq]; padding positions are left as computed (callers
     /// only read context tokens).
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        if let Some(head) = &self.head {
+            hidden = head.forward(&hidden);
+        }
         let hidden = match self.dropout {
             Some(p) => dropout(&hidden, p, train),
             None => hidden,

@@ -9,5 +9,6 @@ pub mod heads;
 pub mod download;
 pub mod hub;
 pub mod hub_download;
+pub mod modernbert;
 pub mod pypi;
 pub mod vision;
