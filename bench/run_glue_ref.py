@@ -120,17 +120,18 @@ class StepLossTrainer(Trainer):
         return loss
 
 
-def train_and_evaluate(a, model, tok, train, dev, compute):
+def train_and_evaluate(a, model, tok, train, dev, compute, collator=None):
     """Trainer with the recipe in `a` (no evaluation during training), then one evaluation; writes
     eval_results.json, train_results.json and train_log.jsonl into a.output_dir. Shared by the
-    reference scripts of the text-classification jobs. step_losses.json holds each step's loss."""
+    reference scripts of the text-classification and NER jobs (`collator`: default dynamic padding).
+    step_losses.json holds each step's loss. Returns the trainer."""
     args = TrainingArguments(
         output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
         per_device_eval_batch_size=64, num_train_epochs=a.epochs, seed=a.seed, eval_strategy="no",
         save_strategy="no", report_to=[], logging_steps=a.logging_steps, max_steps=a.max_steps, use_cpu=not torch.cuda.is_available(),
     )
     trainer = StepLossTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
-                              data_collator=DataCollatorWithPadding(tok), compute_metrics=compute)
+                              data_collator=collator or DataCollatorWithPadding(tok), compute_metrics=compute)
     tr = trainer.train()
     res = trainer.evaluate()
     res["eval_samples"] = len(dev)
@@ -141,6 +142,7 @@ def train_and_evaluate(a, model, tok, train, dev, compute):
         f.writelines(json.dumps(h) + "\n" for h in trainer.state.log_history if "loss" in h)
     json.dump(trainer.step_losses, open(os.path.join(a.output_dir, "step_losses.json"), "w"))
     print(json.dumps(res, sort_keys=True))
+    return trainer
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,8 @@
 //! The encoder families beyond BERT against transformers, on the tiny random checkpoints of
 //! tools/make_family_golden.py (tests/fixtures/families/<model_type>/): token ids and offsets of
 //! the fast tokenizer; the logits, loss and every parameter's gradient norm of the
-//! sequence-classification, regression and question-answering heads, whose fresh weights are
-//! transformers' draws after the same seed.
+//! sequence-classification, regression, question-answering and token-classification heads, whose
+//! fresh weights are transformers' draws after the same seed.
 mod common;
 use finetune::data::batch::{collate, Batch};
 use finetune::data::classify::ProblemType;
@@ -166,6 +166,34 @@ fn question_answering_head_matches_transformers() {
         close(&format!("{family} qa loss"), &loss, &floats(&gq["loss"]), 1e-6);
         loss.backward();
         grads_match(family, "qa", &vs, gq);
+    }
+}
+
+/// `…ForTokenClassification` (tools/make_token_cls_golden.py): logits of the real positions, the
+/// loss over labelled ones and every gradient, the fresh `classifier` (and ModernBERT's `head`)
+/// drawn as transformers draws it.
+#[test]
+fn token_classification_head_matches_transformers() {
+    for family in FAMILIES {
+        let g = golden(family);
+        let t: Value = serde_json::from_slice(&std::fs::read(dir(family).join("token_cls.json")).unwrap()).unwrap();
+        let b = batch(family, &g);
+        let cfg = BertConfig::from_file(&dir(family).join("config.json")).unwrap();
+        tch::manual_seed(42);
+        let num_labels = t["num_labels"].as_i64().unwrap();
+        let (vs, net, report) = checkpoint::load_token_classifier(&dir(family), &cfg, num_labels, Device::Cpu).unwrap();
+        assert!(report.newly_initialised.iter().all(|n| n.starts_with("classifier.") || n.starts_with("head.")), "{family}: {:?}", report.newly_initialised);
+        let logits = net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false);
+        let mask = b.attention_mask.to_kind(Kind::Bool);
+        for i in 0..logits.size()[0] {
+            let real = logits.get(i).index_select(0, &mask.get(i).nonzero().squeeze_dim(1));
+            close(&format!("{family} token logits {i}"), &real, &floats(&t["logits"][i as usize]), 1e-5);
+        }
+        let labels: Vec<Vec<i64>> = serde_json::from_value(t["labels"].clone()).unwrap();
+        let loss = net.loss(&logits, &Tensor::from_slice2(&labels));
+        close(&format!("{family} token loss"), &loss, &floats(&t["loss"]), 1e-6);
+        loss.backward();
+        grads_match(family, "token_cls", &vs, &t);
     }
 }
 

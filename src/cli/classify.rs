@@ -85,7 +85,7 @@ pub struct ClassifyCli {
 }
 
 /// `--label-list`: a file of names, one per line, or the names themselves separated by commas.
-fn label_list(arg: &str) -> Result<Vec<String>> {
+pub(super) fn label_list(arg: &str) -> Result<Vec<String>> {
     let path = std::path::Path::new(arg);
     let names: Vec<String> = if path.is_file() {
         let text = String::from_utf8(crate::io::read(path)?).map_err(|_| Error::file(path, "not UTF-8"))?;

@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod flags;
 pub mod glue;
 pub mod image;
+pub mod ner;
 pub mod predict;
 pub mod report;
 pub mod serve;
@@ -21,7 +22,7 @@ use clap::{Parser, Subcommand};
     name = "finetune",
     version,
     about = "Fine-tune pre-trained models on text classification (GLUE or your own CSV/JSONL files), \
-             extractive QA (SQuAD) and image classification; evaluate with the official metrics, report over \
+             extractive QA (SQuAD), token classification (NER) and image classification; evaluate with the official metrics, report over \
              seeds, predict and serve"
 )]
 pub struct Cli {
@@ -55,6 +56,8 @@ pub enum Command {
     SquadEval(squad::SquadEvalCli),
     /// Fine-tune and evaluate extractive QA on SQuAD 1.1 / 2.0 (`squad predict` answers a question).
     Squad(squad::SquadCli),
+    /// Fine-tune token classification (NER) on CoNLL or JSON lines files (`ner eval` scores a model).
+    Ner(ner::NerCli),
     /// Fine-tune an ImageNet backbone on an image classification task (`image eval` scores a model).
     Image(image::ImageCli),
     /// Split a SQuAD file into train.json and dev.json by whole articles.
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::BenchServe(b) => serve::bench_serve(b),
         Command::SquadEval(e) => squad::eval(e),
         Command::Squad(s) => squad::run(s),
+        Command::Ner(n) => ner::run(n),
         Command::Image(i) => image::run(i),
         Command::SquadSplit(s) => squad::split(s),
     }

@@ -1,5 +1,5 @@
 //! `finetune predict`: a fine-tuned model over an input file, JSONL predictions out (answers for a
-//! QA model), with throughput on stderr.
+//! QA model, entities for a token classifier), with throughput on stderr.
 use super::flags::{parse_device, ModelCli};
 use crate::error::Result;
 use clap::Args;
@@ -23,13 +23,20 @@ pub struct PredictCli {
 pub fn run(p: PredictCli) -> Result<()> {
     let start = std::time::Instant::now();
     let qa = crate::infer::qa::is_qa_model(&p.model.model);
-    let (out, n) = if qa { answers(&p)? } else { labels(&p)? };
+    let ner = crate::infer::ner::is_token_classifier(&p.model.model);
+    let (out, n) = if qa {
+        answers(&p)?
+    } else if ner {
+        entities(&p)?
+    } else {
+        labels(&p)?
+    };
     match &p.output {
         Some(path) => crate::io::write_atomic(path, out.as_bytes())?,
         None => print!("{out}"),
     }
     let secs = start.elapsed().as_secs_f64();
-    let (what, per) = if qa { ("answers", "questions") } else { ("predictions", "examples") };
+    let (what, per) = if qa { ("answers", "questions") } else { ("predictions", "texts") };
     eprintln!("{n} {what} in {secs:.2} s ({:.1} {per}/s)", n as f64 / secs.max(1e-9));
     Ok(())
 }
@@ -61,4 +68,18 @@ fn answers(p: &PredictCli) -> Result<(String, usize)> {
     let (preds, _) = model.predict(&examples, qa, post, p.batch_size)?;
     let out: String = examples.iter().map(|ex| crate::infer::qa::best_answer(&preds, &ex.id).to_string() + "\n").collect();
     Ok((out, examples.len()))
+}
+
+/// Token classifier: one line per text with its entities (type, character offsets, score, as
+/// transformers' pipeline with `aggregation_strategy="simple"` groups them) and every token's logits.
+fn entities(p: &PredictCli) -> Result<(String, usize)> {
+    let (model, _) = crate::infer::ner::NerModel::load(&p.model.model, None, parse_device(&p.model.device)?)?;
+    let rows = crate::infer::input::read(&p.input, None)?;
+    let mut out = String::new();
+    for r in &rows {
+        let pred = model.predict_text(&r.input.text)?;
+        out.push_str(&serde_json::json!({ "text": r.input.text, "entities": pred.entities, "logits": pred.logits }).to_string());
+        out.push('\n');
+    }
+    Ok((out, rows.len()))
 }

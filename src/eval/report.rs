@@ -21,18 +21,20 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// What a run was trained on: a GLUE task, or a user's own data set (`finetune classify`).
+/// What a run was trained on: a GLUE task, a user's own data set (`finetune classify`), or a
+/// token-classification data set (`finetune ner`, named after its training file).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunTask {
     Glue(Task),
     Own { name: String, problem: ProblemType },
+    Ner { name: String },
 }
 
 impl RunTask {
     pub fn name(&self) -> String {
         match self {
             RunTask::Glue(t) => t.name().into(),
-            RunTask::Own { name, .. } => name.clone(),
+            RunTask::Own { name, .. } | RunTask::Ner { name } => name.clone(),
         }
     }
 
@@ -40,7 +42,7 @@ impl RunTask {
     fn order(&self) -> (usize, String) {
         match self {
             RunTask::Glue(t) => (Task::ALL.iter().position(|x| x == t).unwrap_or(0), String::new()),
-            RunTask::Own { name, .. } => (Task::ALL.len(), name.clone()),
+            RunTask::Own { name, .. } | RunTask::Ner { name } => (Task::ALL.len(), name.clone()),
         }
     }
 }
@@ -53,6 +55,8 @@ pub struct Run {
     pub model: String,
     pub seed: u64,
     pub data_dir: Option<PathBuf>,
+    /// NER runs: the training and validation files (the lexicon baseline is scored on them).
+    pub ner_files: Option<(PathBuf, PathBuf)>,
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
     pub eval: Map<String, Value>,
@@ -69,11 +73,14 @@ impl Run {
         let cfg = read_json(&dir.join("run_config.json"))?;
         let cfg_path = dir.join("run_config.json");
         let args = cfg.get("args").ok_or_else(|| Error::file(&cfg_path, "no `args` object"))?;
-        let task = if cfg.get("command").and_then(Value::as_str) == Some("classify") {
+        let command = cfg.get("command").and_then(Value::as_str);
+        let file = args.get("train_file").and_then(Value::as_str).unwrap_or("own data");
+        let task = if command == Some("classify") {
             let problem = serde_json::from_value(cfg.get("problem_type").cloned().unwrap_or_default())
                 .map_err(|e| Error::file(&cfg_path, format!("`problem_type`: {e}")))?;
-            let file = args.get("train_file").and_then(Value::as_str).unwrap_or("own data");
             RunTask::Own { name: crate::data::classify::data_name(Path::new(file)), problem }
+        } else if command == Some("ner") {
+            RunTask::Ner { name: format!("{} NER", crate::data::classify::data_name(Path::new(file))) }
         } else {
             RunTask::Glue(args.get("task").and_then(Value::as_str).ok_or_else(|| Error::file(&cfg_path, "no `args.task`"))?.parse()?)
         };
@@ -86,6 +93,7 @@ impl Run {
             model: args.get("model_name_or_path").and_then(Value::as_str).unwrap_or("?").into(),
             seed: args.pointer("/train/seed").and_then(Value::as_u64).unwrap_or(0),
             data_dir: args.get("data_dir").and_then(Value::as_str).map(PathBuf::from),
+            ner_files: (command == Some("ner")).then(|| (PathBuf::from(file), PathBuf::from(args.get("validation_file").and_then(Value::as_str).unwrap_or_default()))),
             max_train_samples: usize_of(args.get("max_train_samples")),
             max_eval_samples: usize_of(args.get("max_eval_samples")),
             eval,
@@ -134,6 +142,7 @@ pub fn row_metrics(task: &RunTask) -> &'static [&'static str] {
         RunTask::Own { problem: ProblemType::SingleLabel, .. } => &["accuracy", "f1_macro"],
         RunTask::Own { problem: ProblemType::MultiLabel, .. } => &["f1_macro", "f1_micro"],
         RunTask::Own { problem: ProblemType::Regression, .. } => &["pearson", "spearmanr"],
+        RunTask::Ner { .. } => &["f1"],
     }
 }
 
@@ -206,6 +215,9 @@ pub struct Report {
 }
 
 fn reference_values(source: &Source, task: &RunTask) -> Option<Vec<f64>> {
+    if let RunTask::Ner { .. } = task {
+        return source.task("ner").iter().find(|r| r.0 == "f1").map(|r| vec![r.1]);
+    }
     let RunTask::Glue(task) = task else { return None };
     let rows = source.task(task.name());
     display_metrics(*task).iter().map(|m| rows.iter().find(|r| r.0 == *m).map(|r| r.1)).collect()
@@ -236,16 +248,23 @@ pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
             .iter()
             .filter_map(|r| match task {
                 RunTask::Glue(t) => task_score(*t, |m| r.metric(m)),
-                RunTask::Own { .. } => r.metric(metrics[0]),
+                RunTask::Own { .. } | RunTask::Ner { .. } => r.metric(metrics[0]),
             })
             .collect();
         let ours_task_score = stats::summarize(&scores);
-        let hf = reference_values(&references::HF_RUN_GLUE, task);
+        let hf = match task {
+            RunTask::Ner { .. } => reference_values(&references::BERT_NER, task),
+            _ => reference_values(&references::HF_RUN_GLUE, task),
+        };
         let first = group[0];
         let majority = match (task, &first.data_dir) {
             (RunTask::Glue(t), Some(d)) => crate::eval::glue::majority_baseline(*t, d, first.max_train_samples, first.max_eval_samples)
                 .map_err(|e| tracing::warn!("majority baseline for {}: {e}", t.name()))
                 .ok(),
+            // NER rows set the CoNLL-2003 lexicon baseline where the majority class goes.
+            (RunTask::Ner { name }, _) => first.ner_files.as_ref().and_then(|(train, dev)| {
+                crate::eval::lexicon::scores(train, dev).map_err(|e| tracing::warn!("lexicon baseline for {name}: {e}")).ok()
+            }),
             _ => None,
         };
         let majority: Option<Vec<f64>> = majority.and_then(|m| {

@@ -3,6 +3,7 @@
 //! probabilities, or scores. The same batching function computes the logits evaluation reports,
 //! so `finetune predict` reproduces evaluation exactly.
 pub mod input;
+pub mod ner;
 pub mod qa;
 
 use crate::data::batch::collate;
@@ -49,6 +50,15 @@ pub struct Prediction {
 pub struct LabelScore {
     pub label: String,
     pub probability: f64,
+}
+
+/// Whether a model directory's config.json names an architecture ending in `suffix`
+/// (`ForQuestionAnswering`, `ForTokenClassification`).
+pub fn has_architecture(dir: &Path, suffix: &str) -> bool {
+    std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|c| c["architectures"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.ends_with(suffix)))))
 }
 
 /// Padded tokens a batch may spend beyond its real tokens: more than this and the batch is split.

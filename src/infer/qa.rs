@@ -86,10 +86,7 @@ pub fn load_trained(dir: &Path, device: Device) -> Result<QaModel> {
 
 /// Whether a model directory holds a `…ForQuestionAnswering` (BERT, RoBERTa, XLM-RoBERTa).
 pub fn is_qa_model(dir: &Path) -> bool {
-    std::fs::read(dir.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .is_some_and(|c| c["architectures"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.ends_with("ForQuestionAnswering")))))
+    crate::infer::has_architecture(dir, "ForQuestionAnswering")
 }
 
 /// Windows and post-processing as the model was trained and evaluated (its run_config.json),

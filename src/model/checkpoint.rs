@@ -6,7 +6,7 @@
 use crate::data::classify::ProblemType;
 use crate::error::{Error, Result};
 use crate::model::config::{BertConfig, Family};
-use crate::model::heads::{QuestionAnswering, SequenceClassifier};
+use crate::model::heads::{QuestionAnswering, SequenceClassifier, TokenClassifier};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -173,6 +173,12 @@ pub fn load_sequence_classifier(
 /// `device`; the fresh `qa_outputs` is drawn as in [`load_sequence_classifier`].
 pub fn load_question_answering(dir: &Path, cfg: &BertConfig, device: tch::Device) -> Result<(VarStore, QuestionAnswering, LoadReport)> {
     load_bert_model(dir, cfg, device, |root| QuestionAnswering::new(root, cfg))
+}
+
+/// Builds a `…ForTokenClassification` with `num_labels` outputs, fills it from the checkpoint in
+/// `dir` and moves it to `device`; the fresh `classifier` is drawn as in [`load_sequence_classifier`].
+pub fn load_token_classifier(dir: &Path, cfg: &BertConfig, num_labels: i64, device: tch::Device) -> Result<(VarStore, TokenClassifier, LoadReport)> {
+    load_bert_model(dir, cfg, device, |root| TokenClassifier::new(root, cfg, num_labels))
 }
 
 fn load_bert_model<M>(dir: &Path, cfg: &BertConfig, device: tch::Device, build: impl FnOnce(&nn::Path) -> M) -> Result<(VarStore, M, LoadReport)> {

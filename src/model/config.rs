@@ -486,6 +486,17 @@ impl BertConfig {
         self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
     }
 
+    /// The dropout of the token-classification head: `classifier_dropout` (else
+    /// `hidden_dropout_prob`) for BERT, RoBERTa and ELECTRA; DistilBERT's and DeBERTa's read
+    /// `dropout` / `hidden_dropout_prob` alone; ModernBERT's its `classifier_dropout`.
+    pub fn token_classifier_dropout(&self) -> f64 {
+        match self.family() {
+            Family::Bert | Family::Roberta | Family::Electra => self.classifier_dropout.unwrap_or(self.hidden_dropout_prob),
+            Family::DistilBert | Family::Deberta => self.hidden_dropout_prob,
+            Family::ModernBert => self.modernbert_options().classifier_dropout,
+        }
+    }
+
     /// `num_labels` recorded in a fine-tuned config (from `id2label`), if any.
     pub fn num_labels(&self) -> Option<i64> {
         self.id2label.as_ref().map(|m| m.len() as i64)

@@ -187,3 +187,47 @@ impl QuestionAnswering {
         Self::loss(&s, &e, &b[3], &b[4])
     }
 }
+
+/// `…ForTokenClassification`: dropout and a linear layer (`classifier`) over every token's hidden
+/// state; ModernBERT passes the states through its `head` first. The loss is the mean
+/// cross-entropy over positions whose label is not -100.
+#[derive(Debug)]
+pub struct TokenClassifier {
+    pub encoder: Encoder,
+    head: Option<PredictionHead>,
+    classifier: nn::Linear,
+    dropout: f64,
+    pub num_labels: i64,
+}
+
+impl TokenClassifier {
+    pub fn new(root: &nn::Path, cfg: &BertConfig, num_labels: i64) -> Self {
+        TokenClassifier {
+            encoder: Encoder::new(root / cfg.prefix(), cfg),
+            head: (cfg.family() == Family::ModernBert).then(|| PredictionHead::new(root / "head", cfg)),
+            classifier: linear(root / "classifier", cfg.hidden_size, num_labels, cfg),
+            dropout: cfg.token_classifier_dropout(),
+            num_labels,
+        }
+    }
+
+    /// Logits [batch, seq, num_labels].
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        if let Some(head) = &self.head {
+            hidden = head.forward(&hidden);
+        }
+        self.classifier.forward(&dropout(&hidden, self.dropout, train))
+    }
+
+    /// Mean cross-entropy over the labelled positions (label ≠ -100).
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        logits.view([-1, self.num_labels]).cross_entropy_loss::<Tensor>(&labels.view([-1]), None, Reduction::Mean, -100, 0.0)
+    }
+
+    /// Training loss (dropout on) of a batch laid out as `[input_ids, token_type_ids,
+    /// attention_mask, labels]`.
+    pub fn batch_loss(&self, b: &[Tensor]) -> Tensor {
+        self.loss(&self.forward(&b[0], &b[1], &b[2], true), &b[3])
+    }
+}

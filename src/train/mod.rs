@@ -7,6 +7,7 @@ pub mod image;
 pub mod cost;
 pub mod interrupt;
 pub mod log;
+pub mod ner;
 pub mod optim;
 pub mod output_dir;
 pub mod resume;

@@ -1,0 +1,196 @@
+//! Inference with a token-classification model (`…ForTokenClassification`): per-position logits
+//! over length-sorted batches; the tag of each word (its first sub-token's); run_ner's scoring
+//! (the positions that carry a label); and entities in raw text with character offsets, type and
+//! score, grouped as transformers' token-classification pipeline does with
+//! `aggregation_strategy="simple"`.
+use crate::data::batch::collate;
+use crate::data::conll::Sentence;
+use crate::data::ner_features::{NerFeature, IGNORE};
+use crate::data::tokenize::load_tokenizer;
+use crate::error::{Error, Result};
+use crate::eval::seqeval;
+use crate::model::checkpoint;
+use crate::model::config::BertConfig;
+use crate::model::heads::TokenClassifier;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// A loaded token-classification model and its label names.
+pub struct NerModel {
+    pub vs: VarStore,
+    pub net: TokenClassifier,
+    pub cfg: BertConfig,
+    pub tokenizer: tokenizers::Tokenizer,
+    pub labels: Vec<String>,
+    pub pad_id: i64,
+    pub source_dir: PathBuf,
+}
+
+/// What the model finds in one text: its entities, and the logits of every token (special ones
+/// included) as transformers computes them, for checking.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TextPrediction {
+    pub entities: Vec<Entity>,
+    pub logits: Vec<Vec<f32>>,
+}
+
+/// An entity found in a text.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Entity {
+    pub entity_group: String,
+    pub score: f64,
+    pub word: String,
+    /// Character offsets into the text.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Label names by id from a fine-tuned config's `id2label`.
+fn config_labels(cfg: &BertConfig, dir: &Path) -> Result<Vec<String>> {
+    let map = cfg.id2label.as_ref().ok_or_else(|| Error::file(dir.join("config.json"), "no id2label: not a fine-tuned token classifier"))?;
+    (0..map.len()).map(|i| map.get(&i.to_string()).cloned().ok_or_else(|| Error::file(dir.join("config.json"), format!("id2label lacks id {i}")))).collect()
+}
+
+impl NerModel {
+    /// Loads `dir` with a fresh head of `labels` (training), or, with `None`, a trained model and
+    /// its own labels.
+    pub fn load(dir: &Path, labels: Option<Vec<String>>, device: Device) -> Result<(NerModel, Vec<String>)> {
+        let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+        let trained = labels.is_none();
+        let labels = match labels {
+            Some(l) => l,
+            None => config_labels(&cfg, dir)?,
+        };
+        let (vs, net, report) = checkpoint::load_token_classifier(dir, &cfg, labels.len() as i64, device)?;
+        if trained && !report.newly_initialised.is_empty() {
+            return Err(Error::file(dir, format!("not a fine-tuned token classifier: it lacks {:?}", report.newly_initialised)));
+        }
+        let tokenizer = load_tokenizer(dir)?;
+        let pad_id = ["[PAD]", "<pad>"].iter().find_map(|t| tokenizer.token_to_id(t)).unwrap_or(0) as i64;
+        Ok((NerModel { vs, net, cfg, tokenizer, labels, pad_id, source_dir: dir.into() }, report.newly_initialised))
+    }
+
+    /// Logits [len, num_labels] of every feature, dropout off.
+    pub fn logits(&self, features: &[impl AsRef<crate::data::tokenize::Features>], batch_size: usize) -> Vec<Tensor> {
+        let lengths: Vec<usize> = features.iter().map(|f| f.as_ref().input_ids.len()).collect();
+        let mut out: Vec<Option<Tensor>> = (0..features.len()).map(|_| None).collect();
+        tch::no_grad(|| {
+            for chunk in crate::infer::length_batches(&lengths, batch_size) {
+                let b = collate(features, &chunk, self.pad_id, 1, self.vs.device());
+                let logits = self.net.forward(&b.input_ids, &b.token_type_ids, &b.attention_mask, false).to_device(Device::Cpu).to_kind(Kind::Float);
+                for (row, &i) in chunk.iter().enumerate() {
+                    out[i] = Some(logits.get(row as i64).narrow(0, 0, lengths[i] as i64));
+                }
+            }
+        });
+        out.into_iter().map(|t| t.expect("every feature is in a batch")).collect()
+    }
+
+    /// Each sentence's predicted tag per word (its first sub-token's argmax; `O` for words cut by
+    /// truncation or without sub-tokens).
+    pub fn word_tags(&self, sentences: &[Sentence], features: &[NerFeature], batch_size: usize) -> Vec<Vec<String>> {
+        let logits = self.logits(features, batch_size);
+        sentences
+            .iter()
+            .zip(features)
+            .zip(logits)
+            .map(|((s, f), l)| {
+                let best = Vec::<i64>::try_from(l.argmax(-1, false)).unwrap_or_default();
+                let mut tags = vec!["O".to_string(); s.tokens.len()];
+                for &(pos, w) in &f.word_starts {
+                    tags[w] = self.labels[best[pos] as usize].clone();
+                }
+                tags
+            })
+            .collect()
+    }
+
+    /// run_ner's evaluation: gold and predicted tags of the positions that carry a label, sentence
+    /// by sentence, scored as seqeval does; with the mean loss over those positions.
+    pub fn evaluate(&self, features: &[NerFeature], batch_size: usize) -> (seqeval::Scores, f64) {
+        let logits = self.logits(features, batch_size);
+        let (mut gold, mut pred) = (Vec::new(), Vec::new());
+        let (mut loss_sum, mut n) = (0.0, 0usize);
+        for (f, l) in features.iter().zip(&logits) {
+            let best = Vec::<i64>::try_from(l.argmax(-1, false)).unwrap_or_default();
+            let keep: Vec<usize> = (0..f.labels.len()).filter(|&i| f.labels[i] != IGNORE).collect();
+            gold.push(keep.iter().map(|&i| self.labels[f.labels[i] as usize].clone()).collect::<Vec<_>>());
+            pred.push(keep.iter().map(|&i| self.labels[best[i] as usize].clone()).collect::<Vec<_>>());
+            let labels = Tensor::from_slice(&f.labels);
+            loss_sum += l.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Sum, IGNORE, 0.0).double_value(&[]);
+            n += keep.len();
+        }
+        (seqeval::score(&gold, &pred), loss_sum / n.max(1) as f64)
+    }
+
+    /// Entities in `text`, as transformers' pipeline with `aggregation_strategy="simple"` finds
+    /// them: each non-special token tagged with its most probable label (softmax score),
+    /// neighbouring tokens of one type merged unless the later one is `B-`, `O` dropped; a
+    /// group's score is its tokens' mean and its word the tokens decoded.
+    pub fn predict_text(&self, text: &str) -> Result<TextPrediction> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let f = crate::data::tokenize::Features { input_ids: enc.get_ids().iter().map(|&i| i as i64).collect(), token_type_ids: enc.get_type_ids().iter().map(|&i| i as i64).collect() };
+        let logits = self.logits(&[f], 1).remove(0);
+        let probs = logits.softmax(-1, Kind::Float);
+        let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&logits).unwrap_or_default();
+        let best = Vec::<i64>::try_from(probs.argmax(-1, false)).unwrap_or_default();
+        let char_at = |byte: usize| text[..byte].chars().count();
+        let mut tokens: Vec<(String, f64, String, usize, usize)> = Vec::new();
+        for (i, &special) in enc.get_special_tokens_mask().iter().enumerate() {
+            if special == 1 {
+                continue;
+            }
+            let label = self.labels[best[i] as usize].clone();
+            let (s, e) = enc.get_offsets()[i];
+            tokens.push((label, probs.double_value(&[i as i64, best[i]]), enc.get_tokens()[i].clone(), char_at(s), char_at(e)));
+        }
+        let tag = |l: &str| match l.split_once('-') {
+            Some(("B", t)) => ('B', t.to_string()),
+            Some(("I", t)) => ('I', t.to_string()),
+            _ => ('I', l.to_string()),
+        };
+        let mut groups: Vec<Vec<&(String, f64, String, usize, usize)>> = Vec::new();
+        for t in &tokens {
+            let (bi, kind) = tag(&t.0);
+            match groups.last_mut() {
+                Some(g) if tag(&g.last().expect("groups are never empty").0).1 == kind && bi != 'B' => g.push(t),
+                _ => groups.push(vec![t]),
+            }
+        }
+        let decoder = self.tokenizer.get_decoder();
+        let mut out = Vec::new();
+        for g in groups {
+            let kind = g[0].0.split_once('-').map_or(g[0].0.as_str(), |(_, t)| t).to_string();
+            if kind == "O" {
+                continue;
+            }
+            let words: Vec<String> = g.iter().map(|t| t.2.clone()).collect();
+            let word = match decoder {
+                Some(d) => tokenizers::Decoder::decode(d, words).map_err(|e| Error::Tokenizer(e.to_string()))?,
+                None => words.join(" "),
+            };
+            out.push(Entity { entity_group: kind, score: g.iter().map(|t| t.1).sum::<f64>() / g.len() as f64, word, start: g[0].3, end: g[g.len() - 1].4 });
+        }
+        Ok(TextPrediction { entities: out, logits })
+    }
+
+    /// Writes an HF `…ForTokenClassification` directory (labels in config.json).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        checkpoint::save_safetensors(&self.vs, &dir.join("model.safetensors"))?;
+        let mut cfg = self.cfg.clone();
+        cfg.id2label = Some(self.labels.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone())).collect());
+        cfg.label2id = Some(self.labels.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect());
+        cfg.problem_type = None;
+        cfg.extra.insert("architectures".into(), json!([cfg.architecture("ForTokenClassification")]));
+        cfg.extra.insert("finetuning_task".into(), json!("ner"));
+        cfg.model_type = Some(cfg.model_type.clone().unwrap_or_else(|| "bert".into()));
+        crate::io::write_json(&dir.join("config.json"), &cfg.to_hf_json())?;
+        checkpoint::save_tokenizer(&self.tokenizer, &self.source_dir, dir)
+    }
+}
+
+/// Whether a model directory holds a `…ForTokenClassification`.
+pub fn is_token_classifier(dir: &Path) -> bool {
+    crate::infer::has_architecture(dir, "ForTokenClassification")
+}
