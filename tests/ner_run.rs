@@ -1,7 +1,7 @@
 //! `finetune ner` end to end on a tiny checkpoint (tests/fixtures/families/electra) and a small
 //! CoNLL file: the outputs (HF token-classification directory, run_ner's metric names,
-//! predictions.txt for conlleval), `ner eval` of the saved model, exact resume, the lexicon
-//! baseline, and `predict` returning entities.
+//! predictions.txt for conlleval), its report row, `ner eval` of the saved model, exact resume, the
+//! lexicon baseline, and `predict` returning entities.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +53,11 @@ fn ner_trains_saves_evaluates_resumes_and_predicts() {
     assert_eq!(cfg["label2id"]["O"], 6, "the sorted IOB2 training tags: B-LOC B-MISC B-ORG B-PER I-ORG I-PER O");
     let preds = std::fs::read_to_string(full.join("predictions.txt")).unwrap();
     assert!(preds.starts_with("Peter B-PER ") && preds.split("\n\n").count() == 3, "{preds}");
+
+    // The report gives the run a NER row with the BERT paper's reference and the lexicon baseline.
+    let report = finetune(&["report", full.to_str().unwrap()]);
+    let row = report.lines().find(|l| l.contains(" NER |")).unwrap_or_else(|| panic!("no NER row:\n{report}"));
+    assert!(row.contains("| f1 |") && row.contains("96.40") && row.contains("100.00"), "{row}");
 
     // `ner eval` of the saved model reproduces the run's final scores.
     let eval_dir = format!("{d}/eval");

@@ -447,6 +447,9 @@ pub fn markdown(report: &Report, base: Option<&Path>) -> String {
     for r in &report.rows {
         s += &format!("| {} |\n", cells(r).join(" | "));
     }
+    if report.rows.iter().any(|r| r.task.ends_with(" NER")) {
+        s += "\nNER rows: entity-level F1 (seqeval); the reference column holds the BERT paper's BERT-base dev F1, the baseline column the CoNLL-2003 shared task's lexicon baseline on the run's own files.\n";
+    }
     if !report.glue_score.is_empty() {
         s += "\nGLUE score over the GLUE tasks above (task score = its metric, or the mean of its two metrics, averaged before the mean over tasks):\n\n";
     }

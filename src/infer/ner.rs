@@ -35,6 +35,15 @@ pub struct TextPrediction {
     pub logits: Vec<Vec<f32>>,
 }
 
+/// A token with its most probable label, before grouping.
+struct Tagged {
+    label: String,
+    score: f64,
+    token: String,
+    start: usize,
+    end: usize,
+}
+
 /// An entity found in a text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Entity {
@@ -136,41 +145,42 @@ impl NerModel {
         let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&logits).unwrap_or_default();
         let best = Vec::<i64>::try_from(probs.argmax(-1, false)).unwrap_or_default();
         let char_at = |byte: usize| text[..byte].chars().count();
-        let mut tokens: Vec<(String, f64, String, usize, usize)> = Vec::new();
+        let mut tokens: Vec<Tagged> = Vec::new();
         for (i, &special) in enc.get_special_tokens_mask().iter().enumerate() {
             if special == 1 {
                 continue;
             }
-            let label = self.labels[best[i] as usize].clone();
             let (s, e) = enc.get_offsets()[i];
-            tokens.push((label, probs.double_value(&[i as i64, best[i]]), enc.get_tokens()[i].clone(), char_at(s), char_at(e)));
+            let label = self.labels[best[i] as usize].clone();
+            tokens.push(Tagged { label, score: probs.double_value(&[i as i64, best[i]]), token: enc.get_tokens()[i].clone(), start: char_at(s), end: char_at(e) });
         }
         let tag = |l: &str| match l.split_once('-') {
             Some(("B", t)) => ('B', t.to_string()),
             Some(("I", t)) => ('I', t.to_string()),
             _ => ('I', l.to_string()),
         };
-        let mut groups: Vec<Vec<&(String, f64, String, usize, usize)>> = Vec::new();
+        let mut groups: Vec<Vec<&Tagged>> = Vec::new();
         for t in &tokens {
-            let (bi, kind) = tag(&t.0);
+            let (bi, kind) = tag(&t.label);
             match groups.last_mut() {
-                Some(g) if tag(&g.last().expect("groups are never empty").0).1 == kind && bi != 'B' => g.push(t),
+                Some(g) if tag(&g.last().expect("groups are never empty").label).1 == kind && bi != 'B' => g.push(t),
                 _ => groups.push(vec![t]),
             }
         }
         let decoder = self.tokenizer.get_decoder();
         let mut out = Vec::new();
         for g in groups {
-            let kind = g[0].0.split_once('-').map_or(g[0].0.as_str(), |(_, t)| t).to_string();
+            let kind = g[0].label.split_once('-').map_or(g[0].label.as_str(), |(_, t)| t).to_string();
             if kind == "O" {
                 continue;
             }
-            let words: Vec<String> = g.iter().map(|t| t.2.clone()).collect();
+            let words: Vec<String> = g.iter().map(|t| t.token.clone()).collect();
             let word = match decoder {
                 Some(d) => tokenizers::Decoder::decode(d, words).map_err(|e| Error::Tokenizer(e.to_string()))?,
                 None => words.join(" "),
             };
-            out.push(Entity { entity_group: kind, score: g.iter().map(|t| t.1).sum::<f64>() / g.len() as f64, word, start: g[0].3, end: g[g.len() - 1].4 });
+            let score = g.iter().map(|t| t.score).sum::<f64>() / g.len() as f64;
+            out.push(Entity { entity_group: kind, score, word, start: g[0].start, end: g[g.len() - 1].end });
         }
         Ok(TextPrediction { entities: out, logits })
     }
