@@ -5,6 +5,7 @@
 //! precision / recall / F1 come from the summed per-type counts with a zero for 0/0; token
 //! accuracy counts equal tags. The same float operations in the same order, so the numbers are
 //! seqeval's to the last bit.
+use crate::eval::classification::Prf;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,23 +54,14 @@ pub fn entities<S: AsRef<str>>(sentences: &[Vec<S>]) -> Vec<Entity> {
     chunks
 }
 
-/// Precision, recall, F1 and support (gold entities) of one entity type or of all (micro).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Prf {
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    pub support: usize,
-}
-
-impl Prf {
-    fn from_counts(tp: usize, predicted: usize, gold: usize) -> Self {
-        let divide = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-        let (p, r) = (divide(tp, predicted), divide(tp, gold));
-        // seqeval's F-beta with beta = 1: (1 + β²)·p·r / (β²·p + r), a zero denominator made 1.
-        let denom = if p + r == 0.0 { 1.0 } else { p + r };
-        Prf { precision: p, recall: r, f1: 2.0 * p * r / denom, support: gold }
-    }
+/// Precision, recall, F1 and support (gold entities) of one entity type or of all (micro), from
+/// the counts of true positives, predicted and gold entities.
+fn prf(tp: usize, predicted: usize, gold: usize) -> Prf {
+    let divide = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+    let (p, r) = (divide(tp, predicted), divide(tp, gold));
+    // seqeval's F-beta with beta = 1: (1 + β²)·p·r / (β²·p + r), a zero denominator made 1.
+    let denom = if p + r == 0.0 { 1.0 } else { p + r };
+    Prf { precision: p, recall: r, f1: 2.0 * p * r / denom, support: gold }
 }
 
 /// run_ner's scores: micro over all types, per type (sorted by name), and token accuracy.
@@ -97,13 +89,13 @@ pub fn score<S: AsRef<str>, T: AsRef<str>>(gold: &[Vec<S>], predicted: &[Vec<T>]
     for t in types {
         let (gt, pt) = (g.get(t).unwrap_or(&empty), p.get(t).unwrap_or(&empty));
         let tp = gt.intersection(pt).count();
-        per_type.insert(t.clone(), Prf::from_counts(tp, pt.len(), gt.len()));
+        per_type.insert(t.clone(), prf(tp, pt.len(), gt.len()));
         (tp_all, pred_all, gold_all) = (tp_all + tp, pred_all + pt.len(), gold_all + gt.len());
     }
     let tokens = gold.iter().zip(predicted).flat_map(|(g, p)| g.iter().zip(p));
     let (correct, total) = tokens.fold((0usize, 0usize), |(c, n), (g, p)| (c + (g.as_ref() == p.as_ref()) as usize, n + 1));
     Scores {
-        overall: Prf::from_counts(tp_all, pred_all, gold_all),
+        overall: prf(tp_all, pred_all, gold_all),
         per_type,
         accuracy: if total == 0 { 0.0 } else { correct as f64 / total as f64 },
     }
