@@ -36,7 +36,11 @@ pub fn run(p: PredictCli) -> Result<()> {
         None => print!("{out}"),
     }
     let secs = start.elapsed().as_secs_f64();
-    let (what, per) = if qa { ("answers", "questions") } else { ("predictions", "texts") };
+    let (what, per) = match (qa, ner) {
+        (true, _) => ("answers", "questions"),
+        (_, true) => ("predictions", "texts"),
+        _ => ("predictions", "examples"),
+    };
     eprintln!("{n} {what} in {secs:.2} s ({:.1} {per}/s)", n as f64 / secs.max(1e-9));
     Ok(())
 }
