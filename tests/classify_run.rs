@@ -10,7 +10,9 @@ fn repo() -> PathBuf {
 }
 
 fn finetune(args: &[String], cwd: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_finetune")).args(args).current_dir(cwd).env("HF_HUB_OFFLINE", "1").env("NO_COLOR", "1").output().unwrap();
+    // One intra-op thread, as tests/resume.rs explains: the full and the resumed run are compared
+    // bit for bit.
+    let out = Command::new(env!("CARGO_BIN_EXE_finetune")).args(args).current_dir(cwd).env("HF_HUB_OFFLINE", "1").env("NO_COLOR", "1").env("OMP_NUM_THREADS", "1").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "finetune {args:?} failed:\n{stderr}");
     String::from_utf8_lossy(&out.stdout).into()

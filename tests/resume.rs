@@ -18,6 +18,10 @@ fn data_dir() -> PathBuf {
 fn command(model: &Path, out: &Path, extra: &[&str]) -> Command {
     let batch = if extra.contains(&"--batch-size") { &[][..] } else { &["--batch-size", "8"][..] };
     let mut c = Command::new(env!("CARGO_BIN_EXE_finetune"));
+    // One intra-op thread: under CI's oversubscribed cores a multi-threaded full run and its
+    // resumed twin have ended a last bit apart now and then (cause not yet found; see
+    // docs/development.md). The resume logic is what these tests check.
+    c.env("OMP_NUM_THREADS", "1");
     c.args(["glue", "--task", "sst2", "--epochs", "2", "--max-seq-length", "48"])
         .args(batch)
         .args(["--save-steps", "8", "--logging-steps", "1", "--eval-steps", "8", "--load-best-model-at-end"])
