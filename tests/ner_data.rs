@@ -68,7 +68,7 @@ fn malformed_files_name_file_line_and_what_was_expected() {
     // A validation tag the training labels lack.
     let (dir, dev) = common::temp_file("dev.txt", b"x O\ny B-ORG\n\nz B-LOC\n");
     let (s, _) = conll::read(&dev, &d).unwrap();
-    let e = conll::check_labels(&dev, &s, &["B-ORG".into(), "O".into()], false).unwrap_err().to_string();
+    let e = conll::check_labels(&dev, &s, &["B-ORG".into(), "O".into()]).unwrap_err().to_string();
     assert!(e.contains("dev.txt") && e.contains(":4:") && e.contains("B-LOC"), "{e}");
     drop(dir);
 }

@@ -61,7 +61,7 @@ impl Default for ReadOptions {
 /// its tags to IOB2. Returns the sentences and the scheme the file was read as.
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<(Vec<Sentence>, TagScheme)> {
     let bytes = crate::io::read(path)?;
-    let json = path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "json" | "jsonl"));
+    let json = is_json_lines(path);
     let mut sentences = if json { read_json_lines(path, &bytes, opts)? } else { read_columns(path, &bytes)? };
     for s in &sentences {
         for (i, t) in s.tags.iter().enumerate() {
@@ -81,6 +81,11 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<(Vec<Sentence>, TagScheme
         s.tags = to_iob2(&s.tags, scheme);
     }
     Ok((sentences, scheme))
+}
+
+/// Whether `read` takes `path` as JSON lines (by its extension) rather than CoNLL columns.
+fn is_json_lines(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "json" | "jsonl"))
 }
 
 fn is_tag(t: &str) -> bool {
@@ -202,7 +207,8 @@ pub fn label_list(sentences: &[Sentence]) -> Vec<String> {
 }
 
 /// Checks every tag of `sentences` is in `labels`, naming the first one that is not.
-pub fn check_labels(path: &Path, sentences: &[Sentence], labels: &[String], json: bool) -> Result<()> {
+pub fn check_labels(path: &Path, sentences: &[Sentence], labels: &[String]) -> Result<()> {
+    let json = is_json_lines(path);
     for s in sentences {
         if let Some(i) = s.tags.iter().position(|t| !labels.contains(t)) {
             let line = s.line + if json { 0 } else { i };

@@ -93,10 +93,6 @@ fn read_limited(path: &Path, opts: &ReadOptions, limit: Option<usize>) -> Result
     Ok((s, scheme))
 }
 
-fn is_json(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "json" | "jsonl"))
-}
-
 /// CoNLL lines `token gold predicted`, a blank line after each sentence (conlleval's input).
 pub fn predictions_conll(sentences: &[Sentence], predicted: &[Vec<String>]) -> String {
     let mut out = String::new();
@@ -125,8 +121,8 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     let (train, scheme) = read_limited(&args.train_file, &args.read, args.max_train_samples)?;
     let (dev, _) = read_limited(&args.validation_file, &args.read, args.max_eval_samples)?;
     let labels = args.label_list.clone().unwrap_or_else(|| conll::label_list(&train));
-    conll::check_labels(&args.train_file, &train, &labels, is_json(&args.train_file))?;
-    conll::check_labels(&args.validation_file, &dev, &labels, is_json(&args.validation_file))?;
+    conll::check_labels(&args.train_file, &train, &labels)?;
+    conll::check_labels(&args.validation_file, &dev, &labels)?;
     tch::manual_seed(args.train.seed as i64);
     let (model, new) = NerModel::load(&model_dir, Some(labels.clone()), args.device)?;
     let config_path = model_dir.join("config.json");
@@ -175,7 +171,7 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     results.extend(words);
     if let Some(test) = &args.test_file {
         let (sentences, _) = conll::read(test, &args.read)?;
-        conll::check_labels(test, &sentences, &labels, is_json(test))?;
+        conll::check_labels(test, &sentences, &labels)?;
         let feats = ner_features::build(&tok, &sentences, &labels, false)?;
         let (scores, _) = model.evaluate(&feats.features, args.per_device_eval_batch_size);
         let mut test_results = metrics("test", &scores);
@@ -193,7 +189,7 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
 pub fn evaluate_file(model_dir: &Path, file: &Path, read: &ReadOptions, max_seq_length: Option<usize>, batch_size: usize, device: Device, out: &Path) -> Result<Map<String, Value>> {
     let (model, _) = NerModel::load(model_dir, None, device)?;
     let (sentences, _) = conll::read(file, read)?;
-    conll::check_labels(file, &sentences, &model.labels, is_json(file))?;
+    conll::check_labels(file, &sentences, &model.labels)?;
     let max_len = match max_seq_length {
         Some(m) => m,
         None => default_max_seq_length(model_dir, &model.cfg)?,
