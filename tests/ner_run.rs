@@ -1,8 +1,9 @@
 //! `finetune ner` end to end on a tiny checkpoint (tests/fixtures/families/electra) and a small
 //! CoNLL file: the outputs (HF token-classification directory, run_ner's metric names,
 //! predictions.txt for conlleval), its report row, `ner eval` of the saved model, exact resume, the
-//! lexicon baseline, and `predict` returning entities.
-use serde_json::Value;
+//! lexicon baseline, `predict` returning entities, and `serve` answering with them.
+mod common;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -96,4 +97,48 @@ fn ner_trains_saves_evaluates_resumes_and_predicts() {
         assert!(["PER", "ORG", "LOC", "MISC"].contains(&e["entity_group"].as_str().unwrap()), "{e}");
     }
     assert_eq!(line["logits"].as_array().unwrap()[0].as_array().unwrap().len(), 7);
+}
+
+/// `finetune serve` on a token classifier answers with the entities `predict` finds, one text or a
+/// batch; a text pair, or a text longer than the model's positions, is the client's error (and in
+/// `predict`, an error naming the input), never a crash.
+#[test]
+fn ner_model_serves_the_entities_predict_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    std::fs::write(tmp.path().join("train.txt"), TRAIN).unwrap();
+    std::fs::write(tmp.path().join("dev.txt"), DEV).unwrap();
+    let out = format!("{d}/run");
+    let a = ner_args(d, &out, &["--max-steps", "4", "--save-strategy", "no"]);
+    finetune(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let texts = ["Peter Blackburn visited Zürich.", "The European Commission met German farmers."];
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(&input, texts.iter().map(|t| json!({ "text": t }).to_string() + "\n").collect::<String>()).unwrap();
+    let predicted: Vec<Value> = finetune(&["predict", "--model", &out, "--input", input.to_str().unwrap(), "--batch-size", "2"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(predicted.len(), 2);
+
+    let s = common::server::start(Path::new(&out), &[]);
+    let url = |p: &str| format!("{}{p}", s.base);
+    let (st, meta) = common::server::call("GET", &url("/metadata"), None);
+    assert_eq!((st, &meta["task"], meta["labels"].as_array().map(Vec::len), &meta["max_tokens"]), (200, &json!("ner"), Some(7), &json!(26)), "{meta}");
+    let (st, one) = common::server::call("POST", &url("/predict"), Some(&json!({ "text": texts[0] }).to_string()));
+    assert_eq!(st, 200, "{one}");
+    assert_eq!((&one["entities"], &one["logits"]), (&predicted[0]["entities"], &predicted[0]["logits"]));
+    let (st, both) = common::server::call("POST", &url("/predict"), Some(&json!({ "inputs": texts }).to_string()));
+    assert_eq!(st, 200, "{both}");
+    for (got, want) in both["predictions"].as_array().unwrap().iter().zip(&predicted) {
+        assert_eq!(got["entities"], want["entities"]);
+    }
+
+    let (st, e) = common::server::call("POST", &url("/predict"), Some(&json!({ "text": "Peter", "text_pair": "Blackburn" }).to_string()));
+    assert!(st == 422 && e["error"].as_str().unwrap().contains("text_pair"), "{st} {e}");
+    let long = "Peter Blackburn visited Zürich and BRUSSELS . ".repeat(5);
+    let (st, e) = common::server::call("POST", &url("/predict"), Some(&json!({ "inputs": ["Peter", long] }).to_string()));
+    assert!(st == 422 && e["error"].as_str().unwrap().starts_with("inputs[1]:") && e["error"].as_str().unwrap().contains("at most 26"), "{st} {e}");
+    assert_eq!(common::server::call("GET", &url("/health"), None).0, 200, "the server still serves");
+
+    std::fs::write(&input, json!({ "text": "fine" }).to_string() + "\n" + &json!({ "id": "long-one", "text": long }).to_string() + "\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_finetune")).args(["predict", "--model", &out, "--input", input.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("in.jsonl") && err.contains("long-one") && err.contains("at most 26"), "{err}");
 }

@@ -79,10 +79,24 @@ fn answers(p: &PredictCli) -> Result<(String, usize)> {
 fn entities(p: &PredictCli) -> Result<(String, usize)> {
     let (model, _) = crate::infer::ner::NerModel::load(&p.model.model, None, parse_device(&p.model.device)?)?;
     let rows = crate::infer::input::read(&p.input, None)?;
+    let encoder = model.text_encoder();
+    let texts = rows
+        .iter()
+        .map(|r| encoder.encode(&r.input.text).map_err(|e| crate::error::Error::file(&p.input, format!("input `{}`: {e}", r.id))))
+        .collect::<Result<Vec<_>>>()?;
+    let preds = model.predict_encoded(&texts, p.batch_size)?;
+    // Serialised directly (not through `json!`) so f32 logits keep their shortest form, as the
+    // server writes them.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        id: &'a str,
+        text: &'a str,
+        #[serde(flatten)]
+        prediction: crate::infer::ner::TextPrediction,
+    }
     let mut out = String::new();
-    for r in &rows {
-        let pred = model.predict_text(&r.input.text)?;
-        out.push_str(&serde_json::json!({ "text": r.input.text, "entities": pred.entities, "logits": pred.logits }).to_string());
+    for (r, prediction) in rows.iter().zip(preds) {
+        out.push_str(&serde_json::to_string(&Line { id: &r.id, text: &r.input.text, prediction }).expect("prediction serialises"));
         out.push('\n');
     }
     Ok((out, rows.len()))

@@ -1,5 +1,5 @@
 //! `finetune serve` (HTTP with dynamic batching) and `finetune bench-serve` (a loopback load test
-//! of that server, batched against batch size 1).
+//! of that server, batched against batch size 1), for sequence and token classifiers.
 use super::flags::ModelCli;
 use crate::error::Result;
 use clap::Args;
@@ -74,28 +74,34 @@ pub struct BenchServeCli {
     pub batching: BatchingCli,
 }
 
-/// Serves until SIGINT/SIGTERM.
+/// Serves until SIGINT/SIGTERM: a token classifier's entities, or a sequence classifier's labels.
 pub fn serve(sv: ServeCli) -> Result<()> {
-    let model = sv.model.load()?;
     let limits = crate::serve::http::Limits {
         header_read_timeout: std::time::Duration::from_secs(sv.timeout_header_read),
         limit_concurrency: sv.limit_concurrency,
         graceful_shutdown_timeout: std::time::Duration::from_secs(sv.timeout_graceful_shutdown),
     };
     let hosts = sv.allowed_hosts.as_deref().map(crate::serve::http::AllowedHosts::parse);
-    crate::serve::serve(model, sv.batching.config(sv.batching.max_batch_size), limits, hosts, std::net::SocketAddr::new(sv.host, sv.port))
+    let cfg = sv.batching.config(sv.batching.max_batch_size);
+    let addr = std::net::SocketAddr::new(sv.host, sv.port);
+    if crate::infer::ner::is_token_classifier(&sv.model.model) {
+        let (model, _) = crate::infer::ner::NerModel::load(&sv.model.model, None, super::flags::parse_device(&sv.model.device)?)?;
+        crate::serve::serve(model, cfg, limits, hosts, addr)
+    } else {
+        crate::serve::serve(sv.model.load()?, cfg, limits, hosts, addr)
+    }
 }
 
 /// Runs the load test at `--max-batch-size` and at 1, and prints the table and the speed-up.
 pub fn bench_serve(b: BenchServeCli) -> Result<()> {
-    let rows = crate::infer::input::read(&b.input, None).or_else(|_| crate::infer::input::read(&b.input, b.model.load()?.task.as_deref()))?;
-    let inputs: Vec<crate::infer::Input> = rows.into_iter().map(|r| r.input).collect();
-    let mut results = Vec::new();
-    for batch in [b.batching.max_batch_size, 1] {
-        let r = crate::serve::load_test::run(b.model.load()?, b.batching.config(batch), &inputs, b.clients, b.requests)?;
-        eprintln!("max_batch_size {batch}: {:.1} req/s, p50 {:.1} ms, p99 {:.1} ms, {} errors", r.requests_per_second, r.p50_ms, r.p99_ms, r.errors);
-        results.push(r);
-    }
+    let results = if crate::infer::ner::is_token_classifier(&b.model.model) {
+        let device = super::flags::parse_device(&b.model.device)?;
+        let inputs = crate::infer::input::read(&b.input, None)?;
+        load_tests(&b, &inputs, || Ok(crate::infer::ner::NerModel::load(&b.model.model, None, device)?.0))?
+    } else {
+        let inputs = crate::infer::input::read(&b.input, None).or_else(|_| crate::infer::input::read(&b.input, b.model.load()?.task.as_deref()))?;
+        load_tests(&b, &inputs, || b.model.load())?
+    };
     println!("| max batch | clients | requests | errors | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|");
     for r in &results {
         println!("| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |", r.max_batch_size, r.clients, r.requests, r.errors, r.requests_per_second, r.p50_ms, r.p99_ms);
@@ -103,4 +109,16 @@ pub fn bench_serve(b: BenchServeCli) -> Result<()> {
     println!("dynamic batching speed-up over batch size 1: {:.2}x", results[0].requests_per_second / results[1].requests_per_second);
     println!("{}", serde_json::to_string(&results).expect("JSON serialises"));
     Ok(())
+}
+
+/// One load test per batch size, each on a freshly loaded model.
+fn load_tests<M: crate::serve::Servable>(b: &BenchServeCli, rows: &[crate::infer::input::Row], load: impl Fn() -> Result<M>) -> Result<Vec<crate::serve::load_test::LoadResult>> {
+    let inputs: Vec<crate::infer::Input> = rows.iter().map(|r| r.input.clone()).collect();
+    let mut results = Vec::new();
+    for batch in [b.batching.max_batch_size, 1] {
+        let r = crate::serve::load_test::run(load()?, b.batching.config(batch), &inputs, b.clients, b.requests)?;
+        eprintln!("max_batch_size {batch}: {:.1} req/s, p50 {:.1} ms, p99 {:.1} ms, {} errors", r.requests_per_second, r.p50_ms, r.p99_ms, r.errors);
+        results.push(r);
+    }
+    Ok(results)
 }

@@ -6,7 +6,7 @@
 use crate::data::batch::collate;
 use crate::data::conll::Sentence;
 use crate::data::ner_features::{NerFeature, IGNORE};
-use crate::data::tokenize::load_tokenizer;
+use crate::data::tokenize::{load_tokenizer, Features};
 use crate::error::{Error, Result};
 use crate::eval::seqeval;
 use crate::model::checkpoint;
@@ -133,18 +133,30 @@ impl NerModel {
         (seqeval::score(&gold, &pred), loss_sum / n.max(1) as f64)
     }
 
-    /// Entities in `text`, as transformers' pipeline with `aggregation_strategy="simple"` finds
+    /// The tokenizer side of prediction, for callers that tokenise away from the model (the
+    /// server's request handlers).
+    pub fn text_encoder(&self) -> TextEncoder {
+        TextEncoder { tokenizer: self.tokenizer.clone(), max_tokens: (self.cfg.max_position_embeddings - self.cfg.position_offset()).max(0) as usize }
+    }
+
+    /// Entities in each text, as transformers' pipeline with `aggregation_strategy="simple"` finds
     /// them: each non-special token tagged with its most probable label (softmax score),
     /// neighbouring tokens of one type merged unless the later one is `B-`, `O` dropped; a
-    /// group's score is its tokens' mean and its word the tokens decoded.
-    pub fn predict_text(&self, text: &str) -> Result<TextPrediction> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let f = crate::data::tokenize::Features { input_ids: enc.get_ids().iter().map(|&i| i as i64).collect(), token_type_ids: enc.get_type_ids().iter().map(|&i| i as i64).collect() };
-        let logits = self.logits(&[f], 1).remove(0);
+    /// group's score is its tokens' mean and its word the tokens decoded. Texts run in
+    /// length-sorted batches of `batch_size`.
+    pub fn predict_encoded(&self, texts: &[EncodedText], batch_size: usize) -> Result<Vec<TextPrediction>> {
+        let features: Vec<Features> = texts
+            .iter()
+            .map(|t| Features { input_ids: t.encoding.get_ids().iter().map(|&i| i as i64).collect(), token_type_ids: t.encoding.get_type_ids().iter().map(|&i| i as i64).collect() })
+            .collect();
+        texts.iter().zip(self.logits(&features, batch_size)).map(|(t, l)| self.entities(t, &l)).collect()
+    }
+
+    fn entities(&self, text: &EncodedText, logits: &Tensor) -> Result<TextPrediction> {
+        let enc = &text.encoding;
         let probs = logits.softmax(-1, Kind::Float);
-        let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(&logits).unwrap_or_default();
-        let best = Vec::<i64>::try_from(probs.argmax(-1, false)).unwrap_or_default();
-        let char_at = |byte: usize| text[..byte].chars().count();
+        let best = Vec::<i64>::try_from(probs.argmax(-1, false))?;
+        let char_at = |byte: usize| text.text[..byte].chars().count();
         let mut tokens: Vec<Tagged> = Vec::new();
         for (i, &special) in enc.get_special_tokens_mask().iter().enumerate() {
             if special == 1 {
@@ -182,7 +194,19 @@ impl NerModel {
             let score = g.iter().map(|t| t.score).sum::<f64>() / g.len() as f64;
             out.push(Entity { entity_group: kind, score, word, start: g[0].start, end: g[g.len() - 1].end });
         }
-        Ok(TextPrediction { entities: out, logits })
+        Ok(TextPrediction { entities: out, logits: Vec::<Vec<f32>>::try_from(logits)? })
+    }
+
+    /// What `/metadata` reports: the model directory's name, never its path.
+    pub fn metadata(&self) -> serde_json::Value {
+        json!({
+            "model": self.source_dir.file_name().map(|n| n.to_string_lossy()),
+            "task": "ner",
+            "labels": self.labels,
+            "max_tokens": self.text_encoder().max_tokens(),
+            "device": format!("{:?}", self.vs.device()),
+            "finetune_version": env!("CARGO_PKG_VERSION"),
+        })
     }
 
     /// Writes an HF `…ForTokenClassification` directory (labels in config.json).
@@ -197,6 +221,36 @@ impl NerModel {
         cfg.model_type = Some(cfg.model_type.clone().unwrap_or_else(|| "bert".into()));
         crate::io::write_json(&dir.join("config.json"), &cfg.to_hf_json())?;
         checkpoint::save_tokenizer(&self.tokenizer, &self.source_dir, dir)
+    }
+}
+
+/// A text tokenised for a token classifier, kept with its offsets.
+#[derive(Debug, Clone)]
+pub struct EncodedText {
+    text: String,
+    encoding: tokenizers::Encoding,
+}
+
+/// Tokenises raw text as the pipeline does (special tokens, offsets, no truncation), refusing a
+/// text longer than the model's positions: cutting it would silently drop its later entities.
+#[derive(Clone)]
+pub struct TextEncoder {
+    tokenizer: tokenizers::Tokenizer,
+    max_tokens: usize,
+}
+
+impl TextEncoder {
+    /// The text encoded, or what is wrong with it (the caller says which input it is).
+    pub fn encode(&self, text: &str) -> std::result::Result<EncodedText, String> {
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| format!("cannot tokenise the text: {e}"))?;
+        if encoding.len() > self.max_tokens {
+            return Err(format!("the text is {} tokens long; this model takes at most {} (split it into sentences or paragraphs)", encoding.len(), self.max_tokens));
+        }
+        Ok(EncodedText { text: text.to_string(), encoding })
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 }
 

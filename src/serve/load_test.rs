@@ -5,8 +5,8 @@
 //! same run on the same machine.
 use crate::error::{Error, Result};
 use crate::eval::stats::percentile;
-use crate::infer::{Classifier, Input};
-use crate::serve::{app, ServeConfig};
+use crate::infer::Input;
+use crate::serve::{app, ServeConfig, Servable};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,7 +42,7 @@ impl Drop for Running {
     }
 }
 
-fn start(model: Classifier, cfg: ServeConfig) -> Result<Running> {
+fn start<M: Servable>(model: M, cfg: ServeConfig) -> Result<Running> {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -64,7 +64,7 @@ fn start(model: Classifier, cfg: ServeConfig) -> Result<Running> {
 }
 
 /// Sends `requests` single-input requests from `clients` threads, inputs taken round-robin.
-pub fn run(model: Classifier, cfg: ServeConfig, inputs: &[Input], clients: usize, requests: usize) -> Result<LoadResult> {
+pub fn run<M: Servable>(model: M, cfg: ServeConfig, inputs: &[Input], clients: usize, requests: usize) -> Result<LoadResult> {
     if inputs.is_empty() || clients == 0 {
         return Err(Error::Invalid("load test needs inputs and at least one client".into()));
     }

@@ -1,4 +1,5 @@
-//! `finetune serve`: an HTTP server (axum + tokio) over a fine-tuned classifier loaded once.
+//! `finetune serve`: an HTTP server (axum + tokio) over a fine-tuned model loaded once: a sequence
+//! classifier (labels, scores) or a token classifier (entities); see `servable`.
 //!
 //! Handlers parse and tokenise requests on the async workers; one model thread owns the weights
 //! and runs dynamic batching: it takes the first waiting request, keeps collecting requests until
@@ -12,10 +13,10 @@
 //! arrive within `body_read_timeout` gets 408; the connection limits are `http`'s.
 pub mod http;
 pub mod load_test;
+pub mod servable;
 
-use crate::data::tokenize::{Features, TextEncoder};
 use crate::error::{Error, Result};
-use crate::infer::{Classifier, Input, Prediction};
+use crate::infer::Input;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
@@ -23,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+pub use servable::Servable;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -41,26 +43,26 @@ pub struct ServeConfig {
     pub body_read_timeout: Duration,
 }
 
-struct Job {
-    features: Vec<Features>,
-    reply: oneshot::Sender<Result<Vec<Prediction>>>,
+struct Job<M: Servable> {
+    items: Vec<M::Item>,
+    reply: oneshot::Sender<Result<Vec<M::Output>>>,
 }
 
 /// Shared by the handlers. The model itself lives on its own thread (libtorch tensors may move
 /// between threads but not be shared), so handlers only hold the tokenizer.
-struct AppState {
-    jobs: mpsc::SyncSender<Job>,
+struct AppState<M: Servable> {
+    jobs: mpsc::SyncSender<Job<M>>,
     /// False once the model thread has ended.
     alive: Arc<AtomicBool>,
-    encoder: TextEncoder,
+    preparer: M::Preparer,
     cfg: ServeConfig,
     metadata: Value,
 }
 
 /// Predictions for `features`, or the error — a panic inside the model call included — as a
 /// message.
-fn run_model(model: &Classifier, features: &[Features], batch_size: usize) -> std::result::Result<Vec<Prediction>, String> {
-    match catch_unwind(AssertUnwindSafe(|| model.predict_features(features, batch_size))) {
+fn run_model<M: Servable>(model: &M, items: &[M::Item], batch_size: usize) -> std::result::Result<Vec<M::Output>, String> {
+    match catch_unwind(AssertUnwindSafe(|| model.run(items, batch_size))) {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => Err(e.to_string()),
         Err(panic) => {
@@ -80,17 +82,17 @@ impl Drop for Alive {
 }
 
 /// The dynamic-batching loop of the model thread; returns when every sender is gone.
-fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig, alive: Arc<AtomicBool>) {
+fn batch_loop<M: Servable>(model: M, jobs: mpsc::Receiver<Job<M>>, cfg: ServeConfig, alive: Arc<AtomicBool>) {
     let _alive = Alive(alive);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
-        let mut n = batch[0].features.len();
+        let mut n = batch[0].items.len();
         let deadline = Instant::now() + cfg.max_wait;
         while n < cfg.max_batch_size {
             let left = deadline.saturating_duration_since(Instant::now());
             match jobs.recv_timeout(left) {
                 Ok(job) => {
-                    n += job.features.len();
+                    n += job.items.len();
                     batch.push(job);
                 }
                 Err(_) => break,
@@ -98,11 +100,11 @@ fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig, al
         }
         // A client that has disconnected no longer waits for its answer.
         batch.retain(|j| !j.reply.is_closed());
-        let features: Vec<Features> = batch.iter().flat_map(|j| j.features.iter().cloned()).collect();
-        match run_model(&model, &features, cfg.max_batch_size.max(1)) {
+        let items: Vec<M::Item> = batch.iter().flat_map(|j| j.items.iter().cloned()).collect();
+        match run_model(&model, &items, cfg.max_batch_size.max(1)) {
             Ok(mut preds) => {
                 for job in batch {
-                    let rest = preds.split_off(job.features.len());
+                    let rest = preds.split_off(job.items.len());
                     let _ = job.reply.send(Ok(preds));
                     preds = rest;
                 }
@@ -110,7 +112,7 @@ fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig, al
             // One request may have broken the batch: answer each on its own.
             Err(_) if batch.len() > 1 => {
                 for job in batch {
-                    let r = run_model(&model, &job.features, cfg.max_batch_size.max(1)).map_err(Error::Invalid);
+                    let r = run_model(&model, &job.items, cfg.max_batch_size.max(1)).map_err(Error::Invalid);
                     let _ = job.reply.send(r);
                 }
             }
@@ -125,8 +127,8 @@ fn batch_loop(model: Classifier, jobs: mpsc::Receiver<Job>, cfg: ServeConfig, al
 
 /// Serialised directly (not through `json!`) so f32 logits keep their exact shortest form.
 #[derive(serde::Serialize)]
-struct Batch {
-    predictions: Vec<Prediction>,
+struct Batch<T> {
+    predictions: Vec<T>,
 }
 
 pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -168,7 +170,7 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
     Ok((inputs, batched))
 }
 
-async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+async fn predict<M: Servable>(State(state): State<Arc<AppState<M>>>, req: Request<Body>) -> Response {
     let body: Bytes = match tokio::time::timeout(state.cfg.body_read_timeout, axum::body::to_bytes(req.into_body(), state.cfg.max_body_bytes)).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", state.cfg.max_body_bytes)),
@@ -178,12 +180,12 @@ async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Resp
         Ok(x) => x,
         Err((status, msg)) => return error(status, msg),
     };
-    let features = match state.encoder.encode(inputs.iter().map(|i| (i.text.as_str(), i.text_pair.as_deref()))) {
+    let items = match M::prepare(&state.preparer, &inputs) {
         Ok(f) => f,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(msg) => return error(StatusCode::UNPROCESSABLE_ENTITY, msg),
     };
     let (tx, rx) = oneshot::channel();
-    match state.jobs.try_send(Job { features, reply: tx }) {
+    match state.jobs.try_send(Job { items, reply: tx }) {
         Ok(()) => {}
         Err(mpsc::TrySendError::Full(_)) => {
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "the server is at capacity; retry shortly");
@@ -201,7 +203,7 @@ async fn predict(State(state): State<Arc<AppState>>, req: Request<Body>) -> Resp
 }
 
 /// 200 while the model thread serves, 503 once it is gone.
-async fn health(State(state): State<Arc<AppState>>) -> Response {
+async fn health<M: Servable>(State(state): State<Arc<AppState<M>>>) -> Response {
     health_response(&state.alive)
 }
 
@@ -214,10 +216,10 @@ fn health_response(alive: &AtomicBool) -> Response {
 }
 
 /// The application: routes, JSON errors for unknown routes, and the model thread behind them.
-pub fn app(model: Classifier, cfg: ServeConfig) -> Router {
-    let (tx, rx) = mpsc::sync_channel::<Job>(cfg.max_batch_size.max(1) * 64);
+pub fn app<M: Servable>(model: M, cfg: ServeConfig) -> Router {
+    let (tx, rx) = mpsc::sync_channel::<Job<M>>(cfg.max_batch_size.max(1) * 64);
     let mut metadata = model.metadata();
-    let encoder = model.encoder.clone();
+    let preparer = model.preparer();
     let c = cfg.clone();
     let alive = Arc::new(AtomicBool::new(true));
     let flag = Arc::clone(&alive);
@@ -228,11 +230,11 @@ pub fn app(model: Classifier, cfg: ServeConfig) -> Router {
     metadata["max_input_chars"] = json!(cfg.max_input_chars);
     metadata["body_read_timeout_secs"] = json!(cfg.body_read_timeout.as_secs_f64());
     metadata["max_queued_requests"] = json!(cfg.max_batch_size.max(1) * 64);
-    let state = Arc::new(AppState { jobs: tx, alive, encoder, cfg, metadata });
+    let state = Arc::new(AppState { jobs: tx, alive, preparer, cfg, metadata });
     Router::new()
-        .route("/predict", post(predict))
-        .route("/health", get(health))
-        .route("/metadata", get(|State(s): State<Arc<AppState>>| async move { Json(s.metadata.clone()) }))
+        .route("/predict", post(predict::<M>))
+        .route("/health", get(health::<M>))
+        .route("/metadata", get(|State(s): State<Arc<AppState<M>>>| async move { Json(s.metadata.clone()) }))
         .fallback(|req: Request<Body>| async move { error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.uri().path())) })
         .with_state(state)
 }
@@ -256,13 +258,13 @@ pub async fn shutdown_signal() {
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within the shutdown deadline.
 /// Requests must name the server in `Host`: `allowed_hosts`, else the names of `addr`.
-pub fn serve(model: Classifier, cfg: ServeConfig, limits: http::Limits, allowed_hosts: Option<http::AllowedHosts>, addr: std::net::SocketAddr) -> Result<()> {
+pub fn serve<M: Servable>(model: M, cfg: ServeConfig, limits: http::Limits, allowed_hosts: Option<http::AllowedHosts>, addr: std::net::SocketAddr) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| Error::Invalid(format!("cannot start the async runtime: {e}")))?;
     let hosts = Arc::new(allowed_hosts.unwrap_or_else(|| http::AllowedHosts::for_bind(addr.ip())));
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Invalid(format!("cannot bind {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
-        eprintln!("serving {} on http://{local} (POST /predict, GET /health, GET /metadata)", model.model_dir.display());
+        eprintln!("serving {} on http://{local} (POST /predict, GET /health, GET /metadata)", model.model_dir().display());
         let app = app(model, cfg).layer(axum::middleware::from_fn(move |req, next| http::check_host(Arc::clone(&hosts), req, next)));
         http::serve(listener, app, limits, shutdown_signal()).await;
         Ok(())
