@@ -6,7 +6,8 @@ TSV files finetune reads. Writes <output_dir>/eval_results.json with run_glue.py
         --model <model dir> --data-dir ../shared/data/glue --output-dir /tmp/ref-rte
 
 Defaults follow the run_glue.py README (lr 2e-5, batch 32, max_seq_length 128, 3 epochs, 5 for MRPC
-and WNLI); dynamic padding per batch, as finetune does.
+and WNLI); dynamic padding per batch, as finetune does, or with --pad-to-max-length every batch
+padded to max_seq_length (run_glue.py's own default).
 """
 import argparse, csv, json, os, sys
 for _v, _x in (("MKL_CBWR", "AUTO"), ("MKL_DYNAMIC", "FALSE")):  # the math mode finetune runs in (run_info::pin_reproducible_math)
@@ -87,6 +88,7 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-steps", type=int, default=-1)
     ap.add_argument("--logging-steps", type=int, default=50)
+    ap.add_argument("--pad-to-max-length", action="store_true", help="run_glue.py's default: pad every batch to max_seq_length")
     a = ap.parse_args()
     spec = TASKS[a.task]
     a.epochs = a.epochs or (5.0 if a.task in ("mrpc", "wnli") else 3.0)
@@ -103,7 +105,8 @@ def main():
         preds = np.squeeze(logits) if num_labels == 1 else np.argmax(logits, axis=1)
         return metrics(a.task, preds, labels)
 
-    train_and_evaluate(a, model, tok, train, dev, compute)
+    collator = DataCollatorWithPadding(tok, padding="max_length", max_length=a.max_seq_length) if a.pad_to_max_length else None
+    train_and_evaluate(a, model, tok, train, dev, compute, collator)
 
 
 class StepLossTrainer(Trainer):

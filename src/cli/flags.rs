@@ -102,6 +102,11 @@ pub struct DeviceCli {
     /// rounding; slower).
     #[arg(long, value_enum, default_value = "device")]
     pub dropout_rng: DropoutRng,
+    /// Run the encoder on real tokens only (BERT-shaped families; QA stays padded): the same
+    /// numbers up to rounding and the same dropout masks, less compute. `false` computes the
+    /// padding as transformers does. Default: true, false with --cuda-graphs (fixed shapes).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub unpad: Option<bool>,
 }
 
 impl DeviceCli {
@@ -113,6 +118,8 @@ impl DeviceCli {
         train.fp16 = self.fp16;
         train.cuda_graphs = self.cuda_graphs;
         train.dropout_rng = self.dropout_rng;
+        train.unpad = self.unpad.unwrap_or(!self.cuda_graphs);
+        crate::model::unpad::set_unpad(train.unpad);
         train.pad_to_multiple_of = self.pad_to_multiple_of.unwrap_or(if self.cuda_graphs {
             32
         } else if self.bf16 || self.fp16 {
@@ -286,11 +293,20 @@ pub struct ModelCli {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Run the encoder on real tokens only (see the training commands' --unpad).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    pub unpad: bool,
 }
 
 impl ModelCli {
+    /// The device, with the process set to run (or not) unpadded.
+    pub fn device(&self) -> Result<Device> {
+        crate::model::unpad::set_unpad(self.unpad);
+        parse_device(&self.device)
+    }
+
     pub fn load(&self) -> Result<crate::infer::Classifier> {
-        crate::infer::Classifier::load(&self.model, self.max_seq_length, parse_device(&self.device)?)
+        crate::infer::Classifier::load(&self.model, self.max_seq_length, self.device()?)
     }
 }
 

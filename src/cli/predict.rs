@@ -1,6 +1,6 @@
 //! `finetune predict`: a fine-tuned model over an input file, JSONL predictions out (answers for a
 //! QA model, entities for a token classifier), with throughput on stderr.
-use super::flags::{parse_device, ModelCli};
+use super::flags::ModelCli;
 use crate::error::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ fn labels(p: &PredictCli) -> Result<(String, usize)> {
 /// score, probability) per line out.
 fn answers(p: &PredictCli) -> Result<(String, usize)> {
     let dir: &Path = &p.model.model;
-    let model = crate::infer::qa::load_trained(dir, parse_device(&p.model.device)?)?;
+    let model = crate::infer::qa::load_trained(dir, p.model.device()?)?;
     let examples = crate::infer::qa::read_questions(&p.input)?;
     let (qa, post) = crate::infer::qa::trained_settings(dir, p.model.max_seq_length);
     let (preds, _) = model.predict(&examples, qa, post, p.batch_size)?;
@@ -77,7 +77,7 @@ fn answers(p: &PredictCli) -> Result<(String, usize)> {
 /// Token classifier: one line per text with its entities (type, character offsets, score, as
 /// transformers' pipeline with `aggregation_strategy="simple"` groups them) and every token's logits.
 fn entities(p: &PredictCli) -> Result<(String, usize)> {
-    let (model, _) = crate::infer::ner::NerModel::load(&p.model.model, None, parse_device(&p.model.device)?)?;
+    let (model, _) = crate::infer::ner::NerModel::load(&p.model.model, None, p.model.device()?)?;
     let rows = crate::infer::input::read(&p.input, None)?;
     let encoder = model.text_encoder();
     let texts = rows

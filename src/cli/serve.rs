@@ -85,7 +85,7 @@ pub fn serve(sv: ServeCli) -> Result<()> {
     let cfg = sv.batching.config(sv.batching.max_batch_size);
     let addr = std::net::SocketAddr::new(sv.host, sv.port);
     if crate::infer::ner::is_token_classifier(&sv.model.model) {
-        let (model, _) = crate::infer::ner::NerModel::load(&sv.model.model, None, super::flags::parse_device(&sv.model.device)?)?;
+        let (model, _) = crate::infer::ner::NerModel::load(&sv.model.model, None, sv.model.device()?)?;
         crate::serve::serve(model, cfg, limits, hosts, addr)
     } else {
         crate::serve::serve(sv.model.load()?, cfg, limits, hosts, addr)
@@ -95,7 +95,7 @@ pub fn serve(sv: ServeCli) -> Result<()> {
 /// Runs the load test at `--max-batch-size` and at 1, and prints the table and the speed-up.
 pub fn bench_serve(b: BenchServeCli) -> Result<()> {
     let results = if crate::infer::ner::is_token_classifier(&b.model.model) {
-        let device = super::flags::parse_device(&b.model.device)?;
+        let device = b.model.device()?;
         let inputs = crate::infer::input::read(&b.input, None)?;
         load_tests(&b, &inputs, || Ok(crate::infer::ner::NerModel::load(&b.model.model, None, device)?.0))?
     } else {

@@ -8,7 +8,7 @@
 //! name map. Dropout is real (active only when `train` is true); attention runs through SDPA, like
 //! transformers' default `sdpa` attention.
 use crate::model::config::{BertConfig, Family};
-use crate::model::dropout::{attention, dropout};
+use crate::model::unpad::Layout;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -89,7 +89,8 @@ impl Embeddings {
         }
     }
 
-    fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, train: bool) -> Tensor {
+    /// The embeddings after LayerNorm and dropout, in `layout`.
+    fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, layout: &Layout, train: bool) -> Tensor {
         let positions = self.position_ids(input_ids);
         // RoBERTa's tokenizers give the model no token types (transformers leaves them out of its
         // inputs), so it sees zeros, whatever a pair template or an overflowing window set.
@@ -100,8 +101,8 @@ impl Embeddings {
                 _ => tt.forward(token_type_ids),
             };
         }
-        let e = e + self.position.forward(&positions);
-        dropout(&self.layer_norm.forward(&e), self.dropout, train)
+        let e = layout.pack(&(e + self.position.forward(&positions)));
+        layout.dropout(&self.layer_norm.forward(&e), self.dropout, train)
     }
 }
 
@@ -156,21 +157,14 @@ impl Layer {
         }
     }
 
-    /// `mask`: bool [batch, 1, 1, seq], true where a key may be attended to.
-    fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let (b, s, h) = x.size3().expect("hidden states are [batch, seq, hidden]");
-        let d = h / self.heads;
-        let split = |t: Tensor| t.view([b, s, self.heads, d]).transpose(1, 2);
-        let q = split(self.query.forward(x));
-        let k = split(self.key.forward(x));
-        let v = split(self.value.forward(x));
-        let ctx = attention(&q, &k, &v, mask, self.attn_dropout, train);
-        let ctx = ctx.transpose(1, 2).reshape([b, s, h]);
+    /// `x` in `layout`; attention as the layout runs it, everything else on `x`'s rows.
+    fn forward(&self, x: &Tensor, layout: &Layout, train: bool) -> Tensor {
+        let ctx = layout.attention(&self.query.forward(x), &self.key.forward(x), &self.value.forward(x), self.heads, self.attn_dropout, train);
         let projected = self.attn_out.forward(&ctx);
-        let projected = if self.attn_out_dropout { dropout(&projected, self.hidden_dropout, train) } else { projected };
+        let projected = if self.attn_out_dropout { layout.dropout(&projected, self.hidden_dropout, train) } else { projected };
         let a = self.attn_ln.forward(&(projected + x));
         let i = activation(&self.act, &self.intermediate.forward(&a));
-        self.out_ln.forward(&(dropout(&self.output.forward(&i), self.hidden_dropout, train) + a))
+        self.out_ln.forward(&(layout.dropout(&self.output.forward(&i), self.hidden_dropout, train) + a))
     }
 }
 
@@ -198,17 +192,17 @@ impl Bert {
         }
     }
 
-    /// Last hidden states [batch, seq, hidden].
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
-        let mut x = self.embeddings.forward(input_ids, token_type_ids, train);
+    /// Last hidden states [batch, seq, hidden] of a batch in `layout` (zeros at the padding when
+    /// it is packed).
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, layout: &Layout, train: bool) -> Tensor {
+        let mut x = self.embeddings.forward(input_ids, token_type_ids, layout, train);
         if let Some(p) = &self.project {
             x = p.forward(&x);
         }
         for layer in &self.layers {
-            x = layer.forward(&x, &mask, train);
+            x = layer.forward(&x, layout, train);
         }
-        x
+        layout.unpack(&x)
     }
 
     /// The pooler's tanh(dense(first token)), for a family that has one.

@@ -28,15 +28,6 @@ fn cpu_masks(p: f64, train: bool) -> bool {
     train && p > 0.0 && p < 1.0 && CPU_MASKS.load(Ordering::Relaxed)
 }
 
-/// The noise ATen's CPU dropout multiplies by (`bernoulli_(1 - p)`, then `/ (1 - p)`), drawn on
-/// the CPU and put on `device`. It travels as bool and is scaled there: 1 / (1 - p) rounds the
-/// same on both sides.
-fn cpu_noise(size: &[i64], kind: Kind, p: f64, device: Device) -> Tensor {
-    let keep = Tensor::empty(size, (kind, Device::Cpu)).bernoulli_float_(1.0 - p);
-    let keep = if device == Device::Cpu { keep } else { keep.to_kind(Kind::Bool).to_device(device).to_kind(kind) };
-    keep / (1.0 - p)
-}
-
 /// Uniform [0, 1) floats of `size` on `device` (stochastic depth's draws), from the CPU generator
 /// with `--dropout-rng cpu`.
 pub fn uniform(size: &[i64], device: Device) -> Tensor {
@@ -52,7 +43,34 @@ pub fn dropout(x: &Tensor, p: f64, train: bool) -> Tensor {
     if !cpu_masks(p, train) {
         return x.dropout(p, train);
     }
-    x * cpu_noise(&x.size(), x.kind(), p, x.device())
+    x * (keep_mask(&x.size(), x.kind(), p, x.device()) / (1.0 - p))
+}
+
+/// Which units dropout of a tensor of `size` keeps (1) and drops (0), from the generator `dropout`
+/// would use; on the CPU, ATen's own draw for that shape, so a caller that applies parts of it
+/// consumes the random stream the whole tensor's dropout consumes and drops the same units. The
+/// kept ones are then scaled by 1 / (1 - p) (`keep / (1 - p)`, as ATen divides its noise; dividing
+/// only the part used gives the same numbers). `0 < p < 1`.
+pub fn keep_mask(size: &[i64], kind: Kind, p: f64, device: Device) -> Tensor {
+    if CPU_MASKS.load(Ordering::Relaxed) {
+        let keep = Tensor::empty(size, (kind, Device::Cpu)).bernoulli_float_(1.0 - p);
+        if device == Device::Cpu { keep } else { keep.to_kind(Kind::Bool).to_device(device).to_kind(kind) }
+    } else {
+        Tensor::empty(size, (kind, device)).bernoulli_float_(1.0 - p)
+    }
+}
+
+/// Dropout of `rows`, the rows at `index` of a tensor of shape `padded` flattened to
+/// `[-1, width]`: `keep_mask` drawn for all of `padded`, its rows at `index` applied.
+pub fn dropout_rows(rows: &Tensor, padded: &[i64], index: &Tensor, p: f64, train: bool) -> Tensor {
+    if !train || p == 0.0 {
+        return rows.shallow_clone();
+    }
+    if p >= 1.0 {
+        return rows * Tensor::zeros([], (rows.kind(), rows.device()));
+    }
+    let width = *padded.last().expect("a padded shape has a width");
+    rows * (keep_mask(padded, rows.kind(), p, rows.device()).view([-1, width]).index_select(0, index) / (1.0 - p))
 }
 
 /// `scaled_dot_product_attention(q, k, v, mask, p)` with `mask` a bool [batch, 1, 1 or seq, seq]
@@ -63,6 +81,15 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, p: f64, trai
     if !cpu_masks(p, train) {
         return Tensor::scaled_dot_product_attention(q, k, v, Some(mask), p, false, None, false);
     }
+    let (b, h, s, _) = q.size4().expect("attention inputs are [batch, heads, seq, head_dim]");
+    let noise = keep_mask(&[b, h, s, k.size()[2]], q.kind(), p, q.device()) / (1.0 - p);
+    attention_with_noise(q, k, v, mask, &noise)
+}
+
+/// ATen's math-path attention (what the CPU runs when dropout is on) with the dropout noise given:
+/// the queries and keys each scaled by the fourth root of the head width, the mask added, the
+/// safe softmax, the noise multiplied in.
+pub fn attention_with_noise(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, noise: &Tensor) -> Tensor {
     let d = *q.size().last().expect("attention inputs have a head dimension");
     let s = (1.0 / (d as f64).sqrt()).sqrt();
     let bias = match mask.kind() {
@@ -70,5 +97,5 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, p: f64, trai
         _ => mask.shallow_clone(),
     };
     let scores = (q * s).matmul(&(k.transpose(-2, -1) * s)) + bias;
-    dropout(&scores.internal_safe_softmax(-1, None), p, train).matmul(v)
+    (scores.internal_safe_softmax(-1, None) * noise).matmul(v)
 }

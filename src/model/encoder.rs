@@ -5,6 +5,7 @@ use crate::model::bert::Bert;
 use crate::model::config::{BertConfig, Family};
 use crate::model::deberta::Deberta;
 use crate::model::modernbert::ModernBert;
+use crate::model::unpad::Layout;
 use tch::{nn, Tensor};
 
 #[derive(Debug)]
@@ -25,10 +26,14 @@ impl Encoder {
         }
     }
 
-    /// Last hidden states [batch, seq, hidden].
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+    /// Last hidden states [batch, seq, hidden]. With `unpad` (and `unpad::set_unpad` on) a
+    /// BERT-shaped encoder computes the real tokens only and returns zeros at the padding: for
+    /// heads whose loss never reads a padded position. The other families always run padded.
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, unpad: bool, train: bool) -> Tensor {
         match self {
-            Encoder::Bert(b) => b.forward(input_ids, token_type_ids, attention_mask, train),
+            Encoder::Bert(b) => {
+                b.forward(input_ids, token_type_ids, &Layout::for_mask(attention_mask, unpad), train)
+            }
             Encoder::Deberta(d) => d.forward(input_ids, token_type_ids, attention_mask, train),
             Encoder::ModernBert(m) => m.forward(input_ids, attention_mask, train),
         }

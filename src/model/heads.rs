@@ -86,7 +86,7 @@ impl SequenceClassifier {
 
     /// Logits [batch, num_labels].
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, true, train);
         match &self.head {
             ClassifierHead::Pooled(classifier) => {
                 let pooled = self.encoder.pool(&hidden).expect("a BERT encoder has a pooler");
@@ -160,9 +160,10 @@ impl QuestionAnswering {
     }
 
     /// (start, end) logits, each [batch, seq]; padding positions are left as computed (callers
-    /// only read context tokens).
+    /// only read context tokens). Never unpadded: transformers' loss takes its softmax over the
+    /// padding's logits too, and a run must land where run_qa's lands.
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, false, train);
         if let Some(head) = &self.head {
             hidden = head.forward(&hidden);
         }
@@ -211,9 +212,10 @@ impl TokenClassifier {
         }
     }
 
-    /// Logits [batch, seq, num_labels].
+    /// Logits [batch, seq, num_labels] (with unpadding, those at the padding are the head's
+    /// output for zero states; the loss and predictions never read them).
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, train);
+        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, true, train);
         if let Some(head) = &self.head {
             hidden = head.forward(&hidden);
         }

@@ -11,4 +11,5 @@ pub mod hub;
 pub mod hub_download;
 pub mod modernbert;
 pub mod pypi;
+pub mod unpad;
 pub mod vision;

@@ -96,6 +96,8 @@ pub struct TrainArgs {
     pub cuda_graphs: bool,
     /// Where dropout masks come from (`model::dropout`).
     pub dropout_rng: DropoutRng,
+    /// Run the encoder on real tokens only (`model::unpad`).
+    pub unpad: bool,
 }
 
 /// run_glue.py's defaults: lr 2e-5, batch 32, 3 epochs, linear decay without warmup, no weight
@@ -134,6 +136,7 @@ impl Default for TrainArgs {
             fp16: false,
             cuda_graphs: false,
             dropout_rng: DropoutRng::Device,
+            unpad: false,
         }
     }
 }
@@ -173,6 +176,9 @@ impl TrainArgs {
         }
         if self.cuda_graphs && self.dropout_rng == DropoutRng::Cpu {
             return bad("CPU-drawn dropout masks cannot be replayed from a CUDA graph: drop cuda_graphs or dropout_rng cpu");
+        }
+        if self.cuda_graphs && self.unpad {
+            return bad("an unpadded batch's shape changes with its tokens, and a CUDA graph replays one shape: drop cuda_graphs or unpad");
         }
         Ok(())
     }

@@ -163,6 +163,7 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     let device = vs.device();
     let mut graphs = args.cuda_graphs.then(|| StepGraphs::new(device, &stepper)).transpose()?;
     set_dropout_rng(args.dropout_rng);
+    crate::model::unpad::set_unpad(args.unpad);
     let amp = args.autocast_dtype();
     let total = args.total_steps(n_examples);
     let steps_per_epoch = args.steps_per_epoch(n_examples);

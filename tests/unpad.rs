@@ -1,0 +1,118 @@
+//! The unpadded encoder (`--unpad`) against the padded one, on mixed-length batches: logits, loss
+//! and every parameter's gradient equal within 1e-5 (fp32, CPU) for each BERT-shaped family
+//! (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT) under the sequence- and token-classification heads,
+//! with dropout on and the same seed — the unpadded forward draws the padded forward's masks.
+//! One test, since the layout switch is process-wide.
+use finetune::model::unpad::set_unpad;
+use finetune::model::{checkpoint, config::BertConfig};
+use std::path::PathBuf;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// Attention groups {12, 11, 10}, {5}, {3}: padding inside a group, and groups of one.
+const LENGTHS: [i64; 5] = [12, 5, 11, 3, 10];
+const BATCH: i64 = LENGTHS.len() as i64;
+
+fn fixture(family: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families").join(family)
+}
+
+/// A batch of `LENGTHS` random ids (type 1 on the second half of the longest, as a pair has),
+/// padded with `pad` to the longest.
+fn batch(cfg: &BertConfig) -> (Tensor, Tensor, Tensor) {
+    let seq = LENGTHS[0];
+    let mask = Tensor::from_slice(&LENGTHS.iter().flat_map(|&n| (0..seq).map(move |i| (i < n) as i64)).collect::<Vec<_>>()).view([BATCH, seq]);
+    tch::manual_seed(3);
+    let ids = Tensor::randint_low(cfg.pad_token_id + 1, cfg.vocab_size, [BATCH, seq], (Kind::Int64, Device::Cpu));
+    let ids = ids.where_scalarother(&mask.ne(0), cfg.pad_token_id);
+    let types = Tensor::zeros([BATCH, seq], (Kind::Int64, Device::Cpu));
+    let types = if cfg.type_vocab_size > 1 { types.index_fill(1, &Tensor::arange_start(6, seq, (Kind::Int64, Device::Cpu)), 1) * &mask } else { types };
+    (ids, types, mask)
+}
+
+/// Logits and every gradient of one training-mode forward and backward (dropout on, seed 11).
+fn run(vs: &VarStore, forward: &dyn Fn() -> (Tensor, Tensor), unpad: bool) -> (Tensor, Vec<(String, Tensor)>) {
+    set_unpad(unpad);
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, v) in &vars {
+        v.grad().defined().then(|| v.grad().zero_());
+    }
+    tch::manual_seed(11);
+    let (logits, loss) = forward();
+    loss.backward();
+    let grads = vars.iter().map(|(n, v)| (n.clone(), if v.grad().defined() { v.grad().copy() } else { v.zeros_like() })).collect();
+    (logits.detach(), grads)
+}
+
+fn assert_same(what: &str, padded: (Tensor, Vec<(String, Tensor)>), unpadded: (Tensor, Vec<(String, Tensor)>)) {
+    let d = (&padded.0 - &unpadded.0).abs().max().double_value(&[]);
+    assert!(d <= 1e-5, "{what}: logits differ by {d}");
+    let mut nonzero = 0;
+    for ((name, a), (_, b)) in padded.1.iter().zip(&unpadded.1) {
+        let d = (a - b).abs().max().double_value(&[]);
+        assert!(d <= 1e-5, "{what}: gradient of {name} differs by {d}");
+        nonzero += (a.abs().max().double_value(&[]) > 0.0) as usize;
+    }
+    assert!(nonzero > padded.1.len() / 2, "{what}: only {nonzero} of {} gradients are nonzero", padded.1.len());
+}
+
+#[test]
+fn unpadded_encoder_equals_padded() {
+    let bert: BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "model_type": "bert",
+    }))
+    .unwrap();
+    let mut families: Vec<(String, BertConfig, Option<PathBuf>)> = vec![("bert".into(), bert, None)];
+    for f in ["roberta", "xlm-roberta", "electra", "distilbert"] {
+        families.push((f.into(), BertConfig::from_file(&fixture(f).join("config.json")).unwrap(), Some(fixture(f))));
+    }
+    for (family, cfg, dir) in &families {
+        let (ids, types, mask) = batch(cfg);
+        tch::manual_seed(5);
+        let (vs, net) = match dir {
+            Some(d) => {
+                let (vs, net, _) = checkpoint::load_sequence_classifier(d, cfg, 3, Device::Cpu).unwrap();
+                (vs, net)
+            }
+            None => {
+                let vs = VarStore::new(Device::Cpu);
+                let net = finetune::model::heads::SequenceClassifier::new(&vs.root(), cfg, 3);
+                (vs, net)
+            }
+        };
+        let labels = Tensor::from_slice(&[0i64, 2, 1, 2, 0]);
+        let forward = || {
+            let logits = net.forward(&ids, &types, &mask, true);
+            let loss = logits.cross_entropy_for_logits(&labels);
+            (logits, loss)
+        };
+        assert_same(&format!("{family} sequence classification"), run(&vs, &forward, false), run(&vs, &forward, true));
+
+        tch::manual_seed(5);
+        let (vs, net) = match dir {
+            Some(d) => {
+                let (vs, net, _) = checkpoint::load_token_classifier(d, cfg, 5, Device::Cpu).unwrap();
+                (vs, net)
+            }
+            None => {
+                let vs = VarStore::new(Device::Cpu);
+                let net = finetune::model::heads::TokenClassifier::new(&vs.root(), cfg, 5);
+                (vs, net)
+            }
+        };
+        let tags = Tensor::randint(5, [BATCH, LENGTHS[0]], (Kind::Int64, Device::Cpu)).where_scalarother(&mask.ne(0), -100);
+        let real = mask.ne(0).unsqueeze(-1);
+        let forward = || {
+            let logits = net.forward(&ids, &types, &mask, true);
+            let loss = logits.view([-1, 5]).cross_entropy_loss::<Tensor>(&tags.view([-1]), None, tch::Reduction::Mean, -100, 0.0);
+            (logits, loss)
+        };
+        let (padded, unpadded) = (run(&vs, &forward, false), run(&vs, &forward, true));
+        // The padding's states were not computed (zeros under the head), so its logits differ.
+        let at_padding = (&padded.0 - &unpadded.0).abs().where_scalarother(&real.logical_not(), 0.0).max().double_value(&[]);
+        assert!(at_padding > 1e-3, "{family}: the unpadded path did not run");
+        let real_only = |(l, g): (Tensor, Vec<(String, Tensor)>)| (l.where_scalarother(&real, 0.0), g);
+        assert_same(&format!("{family} token classification"), real_only(padded), real_only(unpadded));
+    }
+    set_unpad(false);
+}
