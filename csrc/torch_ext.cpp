@@ -1,11 +1,13 @@
 // libtorch entry points that tch 0.24 does not expose: autocast with a chosen dtype per device
-// type, the float32 matmul precision (TF32), generator state and seeded generators, the
+// type, the float32 matmul precision (TF32), generator state and seeded generators, part of a
+// dropout mask drawn as bernoulli_ draws the whole, the
 // multi-tensor kernels (foreach norm/mul, AMP unscale, fused AdamW) that keep an optimizer step to
 // a handful of launches on CUDA, and CUDA graphs (a side stream to capture on, capture, replay).
 // FT_WITH_CUDA is defined when the libtorch has CUDA and the CUDA headers were found; without it
 // the graph functions report that this build cannot make graphs.
 // Each function returns NULL on success or a malloc'd error message (freed by ft_free_error).
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
@@ -126,6 +128,36 @@ char *ft_randperm(int64_t n, uint64_t seed, tensor *out) {
   GUARDED({
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     *out = new at::Tensor(at::randperm(n, gen, at::TensorOptions().dtype(at::kLong)));
+  })
+}
+
+// Dropout's keep mask for the first lens[r] entries of each row r of `out` ([rows, width],
+// float32, contiguous, CPU): exactly the values out.bernoulli_(p) gives them (ATen's CPU kernel:
+// the default generator's draws in element order, one random64 each), while every other entry
+// only advances the generator by the random64 bernoulli_ would have spent on it, and is set to 0.
+// The generator ends where bernoulli_ of the whole would leave it, for about a third of the cost
+// per skipped entry. The unpadded encoder draws its padded-shape masks this way.
+char *ft_bernoulli_prefix(tensor out, tensor lens, double p) {
+  GUARDED({
+    TORCH_CHECK(out->dim() == 2 && out->is_contiguous() && out->scalar_type() == at::kFloat && out->device().is_cpu(),
+                "ft_bernoulli_prefix: out must be a contiguous 2-D float32 CPU tensor");
+    auto l = lens->to(at::kLong).contiguous();
+    const int64_t rows = out->size(0), width = out->size(1);
+    TORCH_CHECK(l.dim() == 1 && l.size(0) == rows && l.device().is_cpu(), "ft_bernoulli_prefix: one CPU length per row");
+    auto *gen = at::get_generator_or_default<at::CPUGeneratorImpl>(std::nullopt, at::detail::getDefaultCPUGenerator());
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    const at::bernoulli_distribution<double> bernoulli(p);
+    float *o = out->data_ptr<float>();
+    const int64_t *lp = l.data_ptr<int64_t>();
+    for (int64_t r = 0; r < rows; r++) {
+      const int64_t n = std::max<int64_t>(0, std::min(lp[r], width));
+      float *row = o + r * width;
+      for (int64_t c = 0; c < n; c++) row[c] = static_cast<float>(bernoulli(gen));
+      for (int64_t c = n; c < width; c++) {
+        gen->random64();
+        row[c] = 0.0f;
+      }
+    }
   })
 }
 

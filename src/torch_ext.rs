@@ -1,6 +1,7 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`: the libtorch calls tch 0.24 does not expose. Autocast
 //! with an explicit dtype (tch's `autocast` only toggles CUDA fp16), the float32 matmul precision
-//! (TF32), generator state and seeded permutations, the multi-tensor kernels behind clipping,
+//! (TF32), generator state and seeded permutations, part of a dropout mask drawn as the whole
+//! would be, the multi-tensor kernels behind clipping,
 //! loss-scale unscaling and fused AdamW, and CUDA graphs.
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -16,6 +17,7 @@ extern "C" {
     fn ft_set_float32_matmul_precision(precision: *const c_char) -> *mut c_char;
     fn ft_clip_grad_norm(grads: *const Raw, n: usize, max_norm: f64, total: *mut Raw) -> *mut c_char;
     fn ft_randperm(n: i64, seed: u64, out: *mut Raw) -> *mut c_char;
+    fn ft_bernoulli_prefix(out: Raw, lens: Raw, p: f64) -> *mut c_char;
     fn ft_rng_state(device_type: c_int, index: c_int, out: *mut Raw) -> *mut c_char;
     fn ft_set_rng_state(device_type: c_int, index: c_int, state: Raw) -> *mut c_char;
     fn ft_amp_unscale(grads: *const Raw, n: usize, found_inf: Raw, inv_scale: Raw) -> *mut c_char;
@@ -93,6 +95,16 @@ pub fn randperm(n: usize, seed: u64) -> Result<Vec<usize>> {
     check(unsafe { ft_randperm(n as i64, seed, &mut out) })?;
     let perm: Vec<i64> = Vec::try_from(take(out))?;
     Ok(perm.into_iter().map(|i| i as usize).collect())
+}
+
+/// `[rows, width]` float32 on the CPU: the first `lens[r]` entries of row `r` as
+/// `bernoulli_(p)` of the whole tensor draws them from the default CPU generator, the others 0;
+/// the generator advances as that `bernoulli_` would advance it.
+pub fn bernoulli_prefix(rows: i64, width: i64, lens: &[i64], p: f64) -> Result<Tensor> {
+    let out = Tensor::empty([rows, width], (Kind::Float, Device::Cpu));
+    let lens = Tensor::from_slice(lens);
+    check(unsafe { ft_bernoulli_prefix(out.as_ptr() as Raw, lens.as_ptr() as Raw, p) })?;
+    Ok(out)
 }
 
 /// The state of `device`'s default generator (a uint8 tensor on the CPU).

@@ -2,7 +2,7 @@
 //! and every parameter's gradient equal within 1e-5 (fp32, CPU) for each BERT-shaped family
 //! (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT) under the sequence- and token-classification heads,
 //! with dropout on and the same seed — the unpadded forward draws the padded forward's masks.
-//! One test, since the layout switch is process-wide.
+//! One test, since the layout switch and the generator are process-wide.
 use finetune::model::unpad::set_unpad;
 use finetune::model::{checkpoint, config::BertConfig};
 use std::path::PathBuf;
@@ -56,8 +56,25 @@ fn assert_same(what: &str, padded: (Tensor, Vec<(String, Tensor)>), unpadded: (T
     assert!(nonzero > padded.1.len() / 2, "{what}: only {nonzero} of {} gradients are nonzero", padded.1.len());
 }
 
+/// `bernoulli_prefix` draws the entries it keeps exactly as `bernoulli_` of the whole tensor does,
+/// and leaves the generator where that draw leaves it.
+fn prefix_draws_equal_the_whole() {
+    let lens = [7i64, 0, 3, 9, 1];
+    tch::manual_seed(9);
+    let whole = Tensor::empty([5, 9], (Kind::Float, Device::Cpu)).bernoulli_float_(0.9);
+    let after = Tensor::rand([4], (Kind::Float, Device::Cpu));
+    tch::manual_seed(9);
+    let part = finetune::torch_ext::bernoulli_prefix(5, 9, &lens, 0.9).unwrap();
+    assert!(after.equal(&Tensor::rand([4], (Kind::Float, Device::Cpu))), "the generator ends elsewhere");
+    let kept = Tensor::arange(9, (Kind::Int64, Device::Cpu)).unsqueeze(0).lt_tensor(&Tensor::from_slice(&lens).unsqueeze(1));
+    assert!(part.equal(&whole.where_scalarother(&kept, 0.0)), "{part} vs {whole}");
+    assert!(whole.sum(Kind::Float).double_value(&[]) < 45.0, "a draw with nothing dropped tests nothing");
+}
+
 #[test]
 fn unpadded_encoder_equals_padded() {
+    // Both parts draw from the global generator: one test, in sequence.
+    prefix_draws_equal_the_whole();
     let bert: BertConfig = serde_json::from_value(serde_json::json!({
         "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37, "model_type": "bert",
     }))

@@ -6,7 +6,8 @@
 //! attention projection and its residual). Variable names follow
 //! Hugging Face's `BertModel` / `RobertaModel` exactly, so checkpoints load and save without a
 //! name map. Dropout is real (active only when `train` is true); attention runs through SDPA, like
-//! transformers' default `sdpa` attention.
+//! transformers' default `sdpa` attention. Hidden states are in a `unpad::Layout`: padded as
+//! transformers computes them, or the real tokens only.
 use crate::model::config::{BertConfig, Family};
 use crate::model::unpad::Layout;
 use tch::nn::{self, Module};

@@ -60,9 +60,22 @@ pub fn keep_mask(size: &[i64], kind: Kind, p: f64, device: Device) -> Tensor {
     }
 }
 
+/// `keep_mask(&[rows, width], ...)` where only the first `lens[r]` entries of each row will be
+/// read: on the CPU generator (the CPU, or `--dropout-rng cpu`) those entries are drawn exactly
+/// and the others only skipped in the generator's stream (`torch_ext::bernoulli_prefix`), which
+/// saves most of the cost of drawing them; elsewhere the whole mask is drawn.
+pub fn keep_mask_prefix(rows: i64, width: i64, lens: &[i64], kind: Kind, p: f64, device: Device) -> Tensor {
+    if device != Device::Cpu && !CPU_MASKS.load(Ordering::Relaxed) {
+        return keep_mask(&[rows, width], kind, p, device);
+    }
+    let keep = crate::torch_ext::bernoulli_prefix(rows, width, lens, 1.0 - p).expect("a CPU bernoulli draw into a fresh tensor cannot fail");
+    if device == Device::Cpu { keep.to_kind(kind) } else { keep.to_kind(Kind::Bool).to_device(device).to_kind(kind) }
+}
+
 /// Dropout of `rows`, the rows at `index` of a tensor of shape `padded` flattened to
-/// `[-1, width]`: `keep_mask` drawn for all of `padded`, its rows at `index` applied.
-pub fn dropout_rows(rows: &Tensor, padded: &[i64], index: &Tensor, p: f64, train: bool) -> Tensor {
+/// `[-1, width]` (`real[r]`: whether row `r` is among them): the mask drawn for all of `padded`,
+/// its rows at `index` applied.
+pub fn dropout_rows(rows: &Tensor, padded: &[i64], index: &Tensor, real: &[bool], p: f64, train: bool) -> Tensor {
     if !train || p == 0.0 {
         return rows.shallow_clone();
     }
@@ -70,7 +83,9 @@ pub fn dropout_rows(rows: &Tensor, padded: &[i64], index: &Tensor, p: f64, train
         return rows * Tensor::zeros([], (rows.kind(), rows.device()));
     }
     let width = *padded.last().expect("a padded shape has a width");
-    rows * (keep_mask(padded, rows.kind(), p, rows.device()).view([-1, width]).index_select(0, index) / (1.0 - p))
+    let lens: Vec<i64> = real.iter().map(|&r| if r { width } else { 0 }).collect();
+    let keep = keep_mask_prefix(lens.len() as i64, width, &lens, rows.kind(), p, rows.device());
+    rows * (keep.index_select(0, index) / (1.0 - p))
 }
 
 /// `scaled_dot_product_attention(q, k, v, mask, p)` with `mask` a bool [batch, 1, 1 or seq, seq]

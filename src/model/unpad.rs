@@ -12,7 +12,7 @@
 //!
 //! Process-wide (like `dropout::set_dropout_rng`), since it is read deep in the encoder's forward;
 //! off unless a command turns it on.
-use crate::model::dropout::{attention, attention_with_noise, dropout, dropout_rows, keep_mask};
+use crate::model::dropout::{attention, attention_with_noise, dropout, dropout_rows, keep_mask_prefix};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
 
@@ -42,6 +42,10 @@ pub enum Layout {
 pub struct Packed {
     /// Row of each token in the flattened `[batch * seq]` padded batch.
     index: Tensor,
+    /// Each sequence's length.
+    lengths: Vec<i64>,
+    /// Whether each row of the flattened padded batch is a real token.
+    real: Vec<bool>,
     batch: i64,
     seq: i64,
     groups: Vec<Group>,
@@ -101,7 +105,7 @@ impl Layout {
     pub fn dropout(&self, x: &Tensor, p: f64, train: bool) -> Tensor {
         match self {
             Layout::Padded { .. } => dropout(x, p, train),
-            Layout::Packed(pk) => dropout_rows(x, &[pk.batch, pk.seq, width(x)], &pk.index, p, train),
+            Layout::Packed(pk) => dropout_rows(x, &[pk.batch, pk.seq, width(x)], &pk.index, &pk.real, p, train),
         }
     }
 
@@ -166,7 +170,8 @@ impl Packed {
                 }
             })
             .collect();
-        Packed { index: Tensor::from_slice(&index).to_device(device), batch, seq, groups, back: Tensor::from_slice(&back).to_device(device) }
+        let real = (0..batch * seq).map(|i| (i % seq) < lengths[(i / seq) as usize]).collect();
+        Packed { index: Tensor::from_slice(&index).to_device(device), lengths: lengths.to_vec(), real, batch, seq, groups, back: Tensor::from_slice(&back).to_device(device) }
     }
 
     /// Attention group by group. The probabilities' dropout mask is drawn for the padded
@@ -176,7 +181,11 @@ impl Packed {
         let h = width(q);
         let d = h / heads;
         let dropping = train && p > 0.0;
-        let keep = dropping.then(|| keep_mask(&[self.batch, heads, self.seq, self.seq], q.kind(), p, q.device()));
+        let keep = dropping.then(|| {
+            // Row (sequence, head, query) of the padded probabilities: its real keys, if a real query.
+            let lens: Vec<i64> = self.lengths.iter().flat_map(|&n| (0..heads * self.seq).map(move |i| if i % self.seq < n { n } else { 0 })).collect();
+            keep_mask_prefix(lens.len() as i64, self.seq, &lens, q.kind(), p, q.device()).view([self.batch, heads, self.seq, self.seq])
+        });
         let zero = Tensor::zeros([1, h], (q.kind(), q.device()));
         let (q, k, v) = (Tensor::cat(&[q, &zero], 0), Tensor::cat(&[k, &zero], 0), Tensor::cat(&[v, &zero], 0));
         let outs: Vec<Tensor> = self
