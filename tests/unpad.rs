@@ -47,12 +47,14 @@ fn run(vs: &VarStore, forward: &dyn Fn() -> (Tensor, Tensor), unpad: bool) -> (T
 fn assert_same(what: &str, padded: (Tensor, Vec<(String, Tensor)>), unpadded: (Tensor, Vec<(String, Tensor)>)) {
     let d = (&padded.0 - &unpadded.0).abs().max().double_value(&[]);
     assert!(d <= 1e-5, "{what}: logits differ by {d}");
-    let mut nonzero = 0;
+    let (mut nonzero, mut worst) = (0, 0.0f64);
     for ((name, a), (_, b)) in padded.1.iter().zip(&unpadded.1) {
         let d = (a - b).abs().max().double_value(&[]);
         assert!(d <= 1e-5, "{what}: gradient of {name} differs by {d}");
         nonzero += (a.abs().max().double_value(&[]) > 0.0) as usize;
+        worst = worst.max(d);
     }
+    eprintln!("{what}: largest difference {d:.1e} in the logits, {worst:.1e} in a gradient");
     assert!(nonzero > padded.1.len() / 2, "{what}: only {nonzero} of {} gradients are nonzero", padded.1.len());
 }
 

@@ -293,15 +293,18 @@ pub struct ModelCli {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Run the encoder on real tokens only (see the training commands' --unpad).
-    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
-    pub unpad: bool,
+    /// Run the encoder on real tokens only (see the training commands' --unpad). Default: as the
+    /// model's run evaluated (its run_config.json), so predictions reproduce that evaluation's
+    /// logits exactly; padded for a model without one.
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub unpad: Option<bool>,
 }
 
 impl ModelCli {
     /// The device, with the process set to run (or not) unpadded.
     pub fn device(&self) -> Result<Device> {
-        crate::model::unpad::set_unpad(self.unpad);
+        let trained = || crate::infer::trained_arg(&self.model, "train").and_then(|t| t.get("unpad")?.as_bool());
+        crate::model::unpad::set_unpad(self.unpad.or_else(trained).unwrap_or(false));
         parse_device(&self.device)
     }
 

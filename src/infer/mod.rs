@@ -137,7 +137,7 @@ pub struct Classifier {
 
 /// An argument the model was fine-tuned with, from the run's `run_config.json` when the model
 /// directory is a run directory.
-fn trained_arg(dir: &Path, name: &str) -> Option<Value> {
+pub fn trained_arg(dir: &Path, name: &str) -> Option<Value> {
     let v: Value = serde_json::from_slice(&std::fs::read(dir.join("run_config.json")).ok()?).ok()?;
     v.pointer(&format!("/args/{name}")).cloned()
 }
