@@ -4,8 +4,10 @@
 //! with dropout on and the same seed — the unpadded forward draws the padded forward's masks.
 //! One test, since the layout switch and the generator are process-wide.
 use finetune::model::unpad::set_unpad;
-use finetune::model::{checkpoint, config::BertConfig};
-use std::path::PathBuf;
+use finetune::model::checkpoint::{self, LoadReport};
+use finetune::model::config::BertConfig;
+use finetune::model::heads::{SequenceClassifier, TokenClassifier};
+use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 /// Attention groups {12, 11, 10}, {5}, {3}: padding inside a group, and groups of one.
@@ -73,6 +75,22 @@ fn prefix_draws_equal_the_whole() {
     assert!(whole.sum(Kind::Float).double_value(&[]) < 45.0, "a draw with nothing dropped tests nothing");
 }
 
+/// A fixture's weights with a fresh head (`load`), or a model drawn whole (`new`); seed 5.
+fn model<T>(dir: &Option<PathBuf>, load: impl Fn(&Path) -> (VarStore, T, LoadReport), new: impl Fn(&tch::nn::Path) -> T) -> (VarStore, T) {
+    tch::manual_seed(5);
+    match dir {
+        Some(d) => {
+            let (vs, net, _) = load(d);
+            (vs, net)
+        }
+        None => {
+            let vs = VarStore::new(Device::Cpu);
+            let net = new(&vs.root());
+            (vs, net)
+        }
+    }
+}
+
 #[test]
 fn unpadded_encoder_equals_padded() {
     // Both parts draw from the global generator: one test, in sequence.
@@ -87,18 +105,7 @@ fn unpadded_encoder_equals_padded() {
     }
     for (family, cfg, dir) in &families {
         let (ids, types, mask) = batch(cfg);
-        tch::manual_seed(5);
-        let (vs, net) = match dir {
-            Some(d) => {
-                let (vs, net, _) = checkpoint::load_sequence_classifier(d, cfg, 3, Device::Cpu).unwrap();
-                (vs, net)
-            }
-            None => {
-                let vs = VarStore::new(Device::Cpu);
-                let net = finetune::model::heads::SequenceClassifier::new(&vs.root(), cfg, 3);
-                (vs, net)
-            }
-        };
+        let (vs, net) = model(dir, |d| checkpoint::load_sequence_classifier(d, cfg, 3, Device::Cpu).unwrap(), |root| SequenceClassifier::new(root, cfg, 3));
         let labels = Tensor::from_slice(&[0i64, 2, 1, 2, 0]);
         let forward = || {
             let logits = net.forward(&ids, &types, &mask, true);
@@ -107,18 +114,7 @@ fn unpadded_encoder_equals_padded() {
         };
         assert_same(&format!("{family} sequence classification"), run(&vs, &forward, false), run(&vs, &forward, true));
 
-        tch::manual_seed(5);
-        let (vs, net) = match dir {
-            Some(d) => {
-                let (vs, net, _) = checkpoint::load_token_classifier(d, cfg, 5, Device::Cpu).unwrap();
-                (vs, net)
-            }
-            None => {
-                let vs = VarStore::new(Device::Cpu);
-                let net = finetune::model::heads::TokenClassifier::new(&vs.root(), cfg, 5);
-                (vs, net)
-            }
-        };
+        let (vs, net) = model(dir, |d| checkpoint::load_token_classifier(d, cfg, 5, Device::Cpu).unwrap(), |root| TokenClassifier::new(root, cfg, 5));
         let tags = Tensor::randint(5, [BATCH, LENGTHS[0]], (Kind::Int64, Device::Cpu)).where_scalarother(&mask.ne(0), -100);
         let real = mask.ne(0).unsqueeze(-1);
         let forward = || {
