@@ -96,10 +96,9 @@ impl NerModel {
         out.into_iter().map(|t| t.expect("every feature is in a batch")).collect()
     }
 
-    /// Each sentence's predicted tag per word (its first sub-token's argmax; `O` for words cut by
-    /// truncation or without sub-tokens).
-    pub fn word_tags(&self, sentences: &[Sentence], features: &[NerFeature], batch_size: usize) -> Vec<Vec<String>> {
-        let logits = self.logits(features, batch_size);
+    /// Each sentence's predicted tag per word from its features' `logits` (the first sub-token's
+    /// argmax; `O` for words cut by truncation or without sub-tokens).
+    pub fn word_tags(&self, sentences: &[Sentence], features: &[NerFeature], logits: &[Tensor]) -> Vec<Vec<String>> {
         sentences
             .iter()
             .zip(features)
@@ -115,13 +114,13 @@ impl NerModel {
             .collect()
     }
 
-    /// run_ner's evaluation: gold and predicted tags of the positions that carry a label, sentence
-    /// by sentence, scored as seqeval does; with the mean loss over those positions.
-    pub fn evaluate(&self, features: &[NerFeature], batch_size: usize) -> (seqeval::Scores, f64) {
-        let logits = self.logits(features, batch_size);
+    /// run_ner's evaluation of the features' `logits`: gold and predicted tags of the positions
+    /// that carry a label, sentence by sentence, scored as seqeval does; with the mean loss over
+    /// those positions.
+    pub fn evaluate(&self, features: &[NerFeature], logits: &[Tensor]) -> (seqeval::Scores, f64) {
         let (mut gold, mut pred) = (Vec::new(), Vec::new());
         let (mut loss_sum, mut n) = (0.0, 0usize);
-        for (f, l) in features.iter().zip(&logits) {
+        for (f, l) in features.iter().zip(logits) {
             let best = Vec::<i64>::try_from(l.argmax(-1, false)).unwrap_or_default();
             let keep: Vec<usize> = (0..f.labels.len()).filter(|&i| f.labels[i] != IGNORE).collect();
             gold.push(keep.iter().map(|&i| self.labels[f.labels[i] as usize].clone()).collect::<Vec<_>>());

@@ -76,7 +76,8 @@ impl Workload for NerWork<'_> {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        let (scores, loss) = self.model.evaluate(self.dev, self.args.per_device_eval_batch_size);
+        let logits = self.model.logits(self.dev, self.args.per_device_eval_batch_size);
+        let (scores, loss) = self.model.evaluate(self.dev, &logits);
         let mut metrics = metrics("eval", &scores);
         metrics.insert("eval_loss".into(), json!(loss));
         Ok(Evaluation { metrics, objective: scores.overall.f1 })
@@ -105,13 +106,19 @@ pub fn predictions_conll(sentences: &[Sentence], predicted: &[Vec<String>]) -> S
     out
 }
 
-/// Scores `sentences` word by word (every word, truncated ones predicted `O`), writes
-/// `predictions.txt`-style output to `out` and returns the metrics under `prefix`.
-fn score_words(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], batch_size: usize, prefix: &str, out: &Path) -> Result<Map<String, Value>> {
-    let predicted = model.word_tags(sentences, feats, batch_size);
+/// Scores a labelled split from one pass of the model: run_ner's figures and loss under `prefix`
+/// (`eval_f1`, `eval_loss`, ...), and every word's (truncated ones predicted `O`) under
+/// `{prefix}_words`; writes its `predictions.txt`-style output to `out`.
+fn score_split(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], batch_size: usize, prefix: &str, out: &Path) -> Result<Map<String, Value>> {
+    let logits = model.logits(feats, batch_size);
+    let (scores, loss) = model.evaluate(feats, &logits);
+    let mut m = metrics(prefix, &scores);
+    m.insert(format!("{prefix}_loss"), json!(loss));
+    let predicted = model.word_tags(sentences, feats, &logits);
     crate::io::write_atomic(out, predictions_conll(sentences, &predicted).as_bytes())?;
     let gold: Vec<Vec<String>> = sentences.iter().map(|s| s.tags.clone()).collect();
-    Ok(metrics(prefix, &seqeval::score(&gold, &predicted)))
+    m.extend(metrics(&format!("{prefix}_words"), &seqeval::score(&gold, &predicted)));
+    Ok(m)
 }
 
 pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
@@ -163,19 +170,14 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     let mut work = NerWork { model: &model, train: &train_feats.features, dev: &dev_feats.features, args, best_dir: out.join("best_model") };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 
-    let mut results = work.evaluate()?.metrics;
+    let mut results = score_split(&model, &dev, &dev_feats.features, args.per_device_eval_batch_size, "eval", &out.join("predictions.txt"))?;
     results.insert("epoch".into(), json!(summary.epoch));
     results.insert("eval_samples".into(), json!(dev.len()));
-    // Every word scored (run_ner's figures leave out words cut by truncation).
-    let words = score_words(&model, &dev, &dev_feats.features, args.per_device_eval_batch_size, "eval_words", &out.join("predictions.txt"))?;
-    results.extend(words);
     if let Some(test) = &args.test_file {
         let (sentences, _) = conll::read(test, &args.read)?;
         conll::check_labels(test, &sentences, &labels)?;
         let feats = ner_features::build(&tok, &sentences, &labels, false)?;
-        let (scores, _) = model.evaluate(&feats.features, args.per_device_eval_batch_size);
-        let mut test_results = metrics("test", &scores);
-        test_results.extend(score_words(&model, &sentences, &feats.features, args.per_device_eval_batch_size, "test_words", &out.join("test_predictions.txt"))?);
+        let test_results = score_split(&model, &sentences, &feats.features, args.per_device_eval_batch_size, "test", &out.join("test_predictions.txt"))?;
         crate::io::write_json_sorted(&out.join("test_results.json"), test_results)?;
     }
     model.save(out)?;
@@ -196,11 +198,8 @@ pub fn evaluate_file(model_dir: &Path, file: &Path, read: &ReadOptions, max_seq_
     };
     let tok = ner_features::tokenizer(&model.tokenizer, max_len)?;
     let feats = ner_features::build(&tok, &sentences, &model.labels, false)?;
-    let (scores, loss) = model.evaluate(&feats.features, batch_size);
-    let mut m = metrics("eval", &scores);
-    m.insert("eval_loss".into(), json!(loss));
+    let mut m = score_split(&model, &sentences, &feats.features, batch_size, "eval", &out.join("predictions.txt"))?;
     m.insert("eval_samples".into(), json!(sentences.len()));
-    m.extend(score_words(&model, &sentences, &feats.features, batch_size, "eval_words", &out.join("predictions.txt"))?);
     Ok(m)
 }
 
