@@ -300,11 +300,17 @@ pub struct ModelCli {
     pub unpad: Option<bool>,
 }
 
+/// Sets the process to run the encoder unpadded as `flag` says, else as `model`'s run evaluated
+/// (its run_config.json) so that its evaluation is reproduced exactly, else padded.
+pub fn set_unpad_for(model: &Path, flag: Option<bool>) {
+    let trained = || crate::infer::trained_arg(model, "train").and_then(|t| t.get("unpad")?.as_bool());
+    crate::model::unpad::set_unpad(flag.or_else(trained).unwrap_or(false));
+}
+
 impl ModelCli {
     /// The device, with the process set to run (or not) unpadded.
     pub fn device(&self) -> Result<Device> {
-        let trained = || crate::infer::trained_arg(&self.model, "train").and_then(|t| t.get("unpad")?.as_bool());
-        crate::model::unpad::set_unpad(self.unpad.or_else(trained).unwrap_or(false));
+        set_unpad_for(&self.model, self.unpad);
         parse_device(&self.device)
     }
 

@@ -63,6 +63,9 @@ pub enum NerAction {
         files: NerFileCli,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Real tokens only (default: as the model's run evaluated).
+        #[arg(long, action = clap::ArgAction::Set)]
+        unpad: Option<bool>,
     },
 }
 
@@ -104,7 +107,8 @@ pub struct NerTrainCli {
 /// `finetune ner`, or its `eval` action.
 pub fn run(n: NerCli) -> Result<()> {
     match n.action {
-        Some(NerAction::Eval { model, file, output_dir, files, device }) => {
+        Some(NerAction::Eval { model, file, output_dir, files, device, unpad }) => {
+            super::flags::set_unpad_for(&model, unpad);
             let out = output_dir.unwrap_or_else(|| model.clone());
             std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
             let results = crate::train::ner::evaluate_file(&model, &file, &files.read_options(None)?, files.max_seq_length, files.eval_batch_size, parse_device(&device)?, &out)?;
