@@ -72,20 +72,21 @@ pub fn keep_mask_prefix(rows: i64, width: i64, lens: &[i64], kind: Kind, p: f64,
     if device == Device::Cpu { keep.to_kind(kind) } else { keep.to_kind(Kind::Bool).to_device(device).to_kind(kind) }
 }
 
-/// Dropout of `rows`, the rows at `index` of a tensor of shape `padded` flattened to
-/// `[-1, width]` (`real[r]`: whether row `r` is among them): the mask drawn for all of `padded`,
-/// its rows at `index` applied.
-pub fn dropout_rows(rows: &Tensor, padded: &[i64], index: &Tensor, real: &[bool], p: f64, train: bool) -> Tensor {
+/// Dropout of `rows` [tokens, width], the real tokens of a right-padded `[lengths.len(), seq,
+/// width]` tensor (its rows at `index` once flattened to `[-1, width]`): the mask drawn for the
+/// whole padded tensor, the real tokens' part applied.
+pub fn dropout_rows(rows: &Tensor, lengths: &[i64], seq: i64, index: &Tensor, p: f64, train: bool) -> Tensor {
     if !train || p == 0.0 {
         return rows.shallow_clone();
     }
     if p >= 1.0 {
         return rows * Tensor::zeros([], (rows.kind(), rows.device()));
     }
-    let width = *padded.last().expect("a padded shape has a width");
-    let lens: Vec<i64> = real.iter().map(|&r| if r { width } else { 0 }).collect();
-    let keep = keep_mask_prefix(lens.len() as i64, width, &lens, rows.kind(), p, rows.device());
-    rows * (keep.index_select(0, index) / (1.0 - p))
+    let width = *rows.size().last().expect("rows have a width");
+    // Each sequence's real tokens lead its flattened `seq * width` entries.
+    let lens: Vec<i64> = lengths.iter().map(|&n| n * width).collect();
+    let keep = keep_mask_prefix(lengths.len() as i64, seq * width, &lens, rows.kind(), p, rows.device());
+    rows * (keep.view([-1, width]).index_select(0, index) / (1.0 - p))
 }
 
 /// `scaled_dot_product_attention(q, k, v, mask, p)` with `mask` a bool [batch, 1, 1 or seq, seq]

@@ -44,8 +44,6 @@ pub struct Packed {
     index: Tensor,
     /// Each sequence's length.
     lengths: Vec<i64>,
-    /// Whether each row of the flattened padded batch is a real token.
-    real: Vec<bool>,
     batch: i64,
     seq: i64,
     groups: Vec<Group>,
@@ -105,7 +103,7 @@ impl Layout {
     pub fn dropout(&self, x: &Tensor, p: f64, train: bool) -> Tensor {
         match self {
             Layout::Padded { .. } => dropout(x, p, train),
-            Layout::Packed(pk) => dropout_rows(x, &[pk.batch, pk.seq, width(x)], &pk.index, &pk.real, p, train),
+            Layout::Packed(pk) => dropout_rows(x, &pk.lengths, pk.seq, &pk.index, p, train),
         }
     }
 
@@ -170,8 +168,7 @@ impl Packed {
                 }
             })
             .collect();
-        let real = (0..batch * seq).map(|i| (i % seq) < lengths[(i / seq) as usize]).collect();
-        Packed { index: Tensor::from_slice(&index).to_device(device), lengths: lengths.to_vec(), real, batch, seq, groups, back: Tensor::from_slice(&back).to_device(device) }
+        Packed { index: Tensor::from_slice(&index).to_device(device), lengths: lengths.to_vec(), batch, seq, groups, back: Tensor::from_slice(&back).to_device(device) }
     }
 
     /// Attention group by group. The probabilities' dropout mask is drawn for the padded
