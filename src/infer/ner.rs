@@ -135,7 +135,12 @@ impl NerModel {
     /// The tokenizer side of prediction, for callers that tokenise away from the model (the
     /// server's request handlers).
     pub fn text_encoder(&self) -> TextEncoder {
-        TextEncoder { tokenizer: self.tokenizer.clone(), max_tokens: (self.cfg.max_position_embeddings - self.cfg.position_offset()).max(0) as usize }
+        TextEncoder { tokenizer: self.tokenizer.clone(), max_tokens: self.max_tokens() }
+    }
+
+    /// The longest text, in tokens, the model's positions take.
+    pub fn max_tokens(&self) -> usize {
+        (self.cfg.max_position_embeddings - self.cfg.position_offset()).max(0) as usize
     }
 
     /// Entities in each text, as transformers' pipeline with `aggregation_strategy="simple"` finds
@@ -202,7 +207,7 @@ impl NerModel {
             "model": self.source_dir.file_name().map(|n| n.to_string_lossy()),
             "task": "ner",
             "labels": self.labels,
-            "max_tokens": self.text_encoder().max_tokens(),
+            "max_tokens": self.max_tokens(),
             "device": format!("{:?}", self.vs.device()),
             "finetune_version": env!("CARGO_PKG_VERSION"),
         })
@@ -246,10 +251,6 @@ impl TextEncoder {
             return Err(format!("the text is {} tokens long; this model takes at most {} (split it into sentences or paragraphs)", encoding.len(), self.max_tokens));
         }
         Ok(EncodedText { text: text.to_string(), encoding })
-    }
-
-    pub fn max_tokens(&self) -> usize {
-        self.max_tokens
     }
 }
 

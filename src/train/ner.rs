@@ -76,11 +76,8 @@ impl Workload for NerWork<'_> {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        let logits = self.model.logits(self.dev, self.args.per_device_eval_batch_size);
-        let (scores, loss) = self.model.evaluate(self.dev, &logits);
-        let mut metrics = metrics("eval", &scores);
-        metrics.insert("eval_loss".into(), json!(loss));
-        Ok(Evaluation { metrics, objective: scores.overall.f1 })
+        let (metrics, f1, _) = run_ner_scores(self.model, self.dev, self.args.per_device_eval_batch_size, "eval");
+        Ok(Evaluation { metrics, objective: f1 })
     }
 
     fn on_best(&mut self, _step: usize, _eval: &Evaluation) -> Result<()> {
@@ -106,14 +103,21 @@ pub fn predictions_conll(sentences: &[Sentence], predicted: &[Vec<String>]) -> S
     out
 }
 
-/// Scores a labelled split from one pass of the model: run_ner's figures and loss under `prefix`
-/// (`eval_f1`, `eval_loss`, ...), and every word's (truncated ones predicted `O`) under
-/// `{prefix}_words`; writes its `predictions.txt`-style output to `out`.
-fn score_split(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], batch_size: usize, prefix: &str, out: &Path) -> Result<Map<String, Value>> {
+/// run_ner's figures and loss of `feats` under `prefix` (`eval_f1`, `eval_loss`, ...), the
+/// overall F1, and the logits they came from.
+fn run_ner_scores(model: &NerModel, feats: &[NerFeature], batch_size: usize, prefix: &str) -> (Map<String, Value>, f64, Vec<Tensor>) {
     let logits = model.logits(feats, batch_size);
     let (scores, loss) = model.evaluate(feats, &logits);
     let mut m = metrics(prefix, &scores);
     m.insert(format!("{prefix}_loss"), json!(loss));
+    (m, scores.overall.f1, logits)
+}
+
+/// Scores a labelled split from one pass of the model: `run_ner_scores`, and every word's
+/// (truncated ones predicted `O`) under `{prefix}_words`; writes its `predictions.txt`-style
+/// output to `out`.
+fn score_split(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], batch_size: usize, prefix: &str, out: &Path) -> Result<Map<String, Value>> {
+    let (mut m, _, logits) = run_ner_scores(model, feats, batch_size, prefix);
     let predicted = model.word_tags(sentences, feats, &logits);
     crate::io::write_atomic(out, predictions_conll(sentences, &predicted).as_bytes())?;
     let gold: Vec<Vec<String>> = sentences.iter().map(|s| s.tags.clone()).collect();
