@@ -30,12 +30,18 @@ fn ner_args<'a>(d: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<String> {
     a
 }
 
-#[test]
-fn ner_trains_saves_evaluates_resumes_and_predicts() {
+/// A temporary directory holding `train.txt` and `dev.txt`.
+fn data_dir() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path().to_str().unwrap();
     std::fs::write(tmp.path().join("train.txt"), TRAIN).unwrap();
     std::fs::write(tmp.path().join("dev.txt"), DEV).unwrap();
+    tmp
+}
+
+#[test]
+fn ner_trains_saves_evaluates_resumes_and_predicts() {
+    let tmp = data_dir();
+    let d = tmp.path().to_str().unwrap();
     let run = |out: &str, extra: &[&str]| {
         let a = ner_args(d, out, extra);
         finetune(&a.iter().map(String::as_str).collect::<Vec<_>>())
@@ -104,10 +110,8 @@ fn ner_trains_saves_evaluates_resumes_and_predicts() {
 /// `predict`, an error naming the input), never a crash.
 #[test]
 fn ner_model_serves_the_entities_predict_finds() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = data_dir();
     let d = tmp.path().to_str().unwrap();
-    std::fs::write(tmp.path().join("train.txt"), TRAIN).unwrap();
-    std::fs::write(tmp.path().join("dev.txt"), DEV).unwrap();
     let out = format!("{d}/run");
     let a = ner_args(d, &out, &["--max-steps", "4", "--save-strategy", "no"]);
     finetune(&a.iter().map(String::as_str).collect::<Vec<_>>());
