@@ -1,6 +1,7 @@
 // libtorch entry points that tch 0.24 does not expose: autocast with a chosen dtype per device
 // type, the float32 matmul precision (TF32), generator state and seeded generators, part of a
 // dropout mask drawn as bernoulli_ draws the whole, the
+// int8 Linear weights packed for quantized::linear_dynamic, the
 // multi-tensor kernels (foreach norm/mul, AMP unscale, fused AdamW) that keep an optimizer step to
 // a handful of launches on CUDA, and CUDA graphs (a side stream to capture on, capture, replay).
 // FT_WITH_CUDA is defined when the libtorch has CUDA and the CUDA headers were found; without it
@@ -11,6 +12,8 @@
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
 #include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_mul.h>
@@ -131,12 +134,66 @@ char *ft_randperm(int64_t n, uint64_t seed, tensor *out) {
   })
 }
 
+// The default CPU generator's MT19937 state, copied out, drawn from inline and written back:
+// `bernoulli_` calls the generator once per element through a virtual random64(), and skipping
+// an entry that way costs a whole draw. The recurrence and tempering are at::mt19937's
+// (ATen/core/MT19937RNGEngine.h: the standard MT19937), written here because its next_state is
+// private and skipping k words must cost the state refills only; random64 pairs two words as
+// CPUGeneratorImpl::random64 does, and the draws go through ATen's own distribution templates.
+// tests/unpad.rs checks every entry and the generator's end state against bernoulli_.
+struct FtMt19937 {
+  static constexpr int N = at::MERSENNE_STATE_N, M = at::MERSENNE_STATE_M;
+  at::mt19937_data_pod d;
+
+  void refill() {
+    auto twist = [](uint32_t u, uint32_t v) {
+      return (((u & at::UMASK) | (v & at::LMASK)) >> 1) ^ ((v & 1) ? at::MATRIX_A : 0u);
+    };
+    uint32_t *s = d.state_.data();
+    for (int j = 0; j < N - M; j++) s[j] = s[j + M] ^ twist(s[j], s[j + 1]);
+    for (int j = N - M; j < N - 1; j++) s[j] = s[j + M - N] ^ twist(s[j], s[j + 1]);
+    s[N - 1] = s[M - 1] ^ twist(s[N - 1], s[0]);
+    d.left_ = N;
+    d.next_ = 0;
+  }
+  uint32_t word() {
+    if (--d.left_ == 0) refill();
+    uint32_t y = d.state_[d.next_++];
+    y ^= (y >> 11);
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= (y >> 18);
+    return y;
+  }
+  uint64_t random64() {
+    // The first word is the high half, as in CPUGeneratorImpl::random64.
+    const uint64_t hi = word();
+    return (hi << 32) | word();
+  }
+  // As `k` calls of word(), without computing their outputs.
+  void skip(uint64_t k) {
+    while (k > 0) {
+      const uint64_t ready = static_cast<uint64_t>(d.left_ - 1);
+      if (k <= ready) {
+        d.left_ -= static_cast<int>(k);
+        d.next_ += static_cast<uint32_t>(k);
+        return;
+      }
+      k -= ready;
+      d.next_ += static_cast<uint32_t>(ready);
+      d.left_ = 1;
+      word();
+      k -= 1;
+    }
+  }
+};
+
 // Dropout's keep mask for the first lens[r] entries of each row r of `out` ([rows, width],
 // float32, contiguous, CPU): exactly the values out.bernoulli_(p) gives them (ATen's CPU kernel:
 // the default generator's draws in element order, one random64 each), while every other entry
 // only advances the generator by the random64 bernoulli_ would have spent on it, and is set to 0.
-// The generator ends where bernoulli_ of the whole would leave it, for about a third of the cost
-// per skipped entry. The unpadded encoder draws its padded-shape masks this way.
+// The generator ends where bernoulli_ of the whole would leave it. The unpadded encoder draws its
+// padded-shape masks this way.
 char *ft_bernoulli_prefix(tensor out, tensor lens, double p) {
   GUARDED({
     TORCH_CHECK(out->dim() == 2 && out->is_contiguous() && out->scalar_type() == at::kFloat && out->device().is_cpu(),
@@ -146,20 +203,49 @@ char *ft_bernoulli_prefix(tensor out, tensor lens, double p) {
     TORCH_CHECK(l.dim() == 1 && l.size(0) == rows && l.device().is_cpu(), "ft_bernoulli_prefix: one CPU length per row");
     auto *gen = at::get_generator_or_default<at::CPUGeneratorImpl>(std::nullopt, at::detail::getDefaultCPUGenerator());
     std::lock_guard<std::mutex> lock(gen->mutex_);
+    at::mt19937 engine = gen->engine();
+    FtMt19937 mt{engine.data()};
     const at::bernoulli_distribution<double> bernoulli(p);
     float *o = out->data_ptr<float>();
     const int64_t *lp = l.data_ptr<int64_t>();
     for (int64_t r = 0; r < rows; r++) {
       const int64_t n = std::max<int64_t>(0, std::min(lp[r], width));
       float *row = o + r * width;
-      for (int64_t c = 0; c < n; c++) row[c] = static_cast<float>(bernoulli(gen));
-      for (int64_t c = n; c < width; c++) {
-        gen->random64();
-        row[c] = 0.0f;
-      }
+      for (int64_t c = 0; c < n; c++) row[c] = static_cast<float>(bernoulli(&mt));
+      std::memset(row + n, 0, sizeof(float) * (width - n));
+      mt.skip(2 * static_cast<uint64_t>(width - n));
     }
+    engine.set_data(mt.d);
+    gen->set_engine(engine);
   })
 }
+
+// A Linear's int8 weights packed for the CPU's int8 GEMM (FBGEMM or oneDNN, as the quantized
+// engine picks), owned by the Rust side. Relied on, and exercised by tests/quantize.rs: the
+// `quantized::linear_prepack` op of the dispatcher and LinearPackedParamsBase::apply_dynamic —
+// what torch.ao's dynamic Linear runs (quantized::linear_dynamic calls apply_dynamic).
+struct FtPackedLinear {
+  c10::intrusive_ptr<LinearPackedParamsBase> params;
+};
+
+// `weight` a per-channel qint8 tensor [out, in], `bias` float [out] or NULL.
+char *ft_linear_prepack(tensor weight, tensor bias, void **out) {
+  GUARDED({
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("quantized::linear_prepack", "")
+                         .typed<c10::intrusive_ptr<LinearPackedParamsBase>(at::Tensor, std::optional<at::Tensor>)>();
+    std::optional<at::Tensor> b;
+    if (bias) b = *bias;
+    *out = new FtPackedLinear{op.call(*weight, b)};
+  })
+}
+
+// x @ W^T + b with x quantized to uint8 per call (its own range), as quantized::linear_dynamic.
+char *ft_linear_dynamic(void *packed, tensor x, bool reduce_range, tensor *out) {
+  GUARDED({ *out = new at::Tensor(static_cast<FtPackedLinear *>(packed)->params->apply_dynamic(*x, reduce_range)); })
+}
+
+void ft_linear_packed_free(void *packed) { delete static_cast<FtPackedLinear *>(packed); }
 
 // The default generator's state of one device (torch.get_rng_state / torch.cuda.get_rng_state).
 char *ft_rng_state(int device_type, int index, tensor *out) {

@@ -2,7 +2,8 @@
 //! with an explicit dtype (tch's `autocast` only toggles CUDA fp16), the float32 matmul precision
 //! (TF32), generator state and seeded permutations, part of a dropout mask drawn as the whole
 //! would be, the multi-tensor kernels behind clipping,
-//! loss-scale unscaling and fused AdamW, and CUDA graphs.
+//! loss-scale unscaling and fused AdamW, CUDA graphs, and int8 Linear weights packed for
+//! `quantized::linear_dynamic`.
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use tch::{Device, Kind, Tensor};
@@ -44,6 +45,9 @@ extern "C" {
     fn ft_graph_capture_begin(g: *mut c_void, share: *mut c_void) -> *mut c_char;
     fn ft_graph_capture_end(g: *mut c_void) -> *mut c_char;
     fn ft_graph_replay(g: *mut c_void) -> *mut c_char;
+    fn ft_linear_prepack(weight: Raw, bias: Raw, out: *mut *mut c_void) -> *mut c_char;
+    fn ft_linear_dynamic(packed: *mut c_void, x: Raw, reduce_range: bool, out: *mut Raw) -> *mut c_char;
+    fn ft_linear_packed_free(packed: *mut c_void);
 }
 
 fn check(e: *mut c_char) -> Result<()> {
@@ -267,5 +271,43 @@ impl CudaGraph {
 impl Drop for CudaGraph {
     fn drop(&mut self) {
         unsafe { ft_graph_free(self.0) }
+    }
+}
+
+/// A Linear layer's int8 weights packed for the CPU's int8 GEMM (`quantized::linear_prepack`).
+pub struct PackedLinear(*mut c_void);
+
+// SAFETY: the packed parameters are immutable once made; apply_dynamic only reads them (PyTorch
+// calls one module from many threads the same way).
+unsafe impl Send for PackedLinear {}
+unsafe impl Sync for PackedLinear {}
+
+impl std::fmt::Debug for PackedLinear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PackedLinear")
+    }
+}
+
+impl PackedLinear {
+    /// Packs `weight`, a per-channel `QInt8` tensor [out, in], with an optional float bias [out].
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        let mut out = std::ptr::null_mut();
+        let b = bias.map_or(std::ptr::null_mut(), |b| b.as_ptr() as Raw);
+        check(unsafe { ft_linear_prepack(weight.as_ptr() as Raw, b, &mut out) })?;
+        Ok(PackedLinear(out))
+    }
+
+    /// `x @ W^T + b` (float, any leading dimensions), `x` quantized to uint8 over its own range
+    /// per call; `reduce_range` uses 7 bits, for CPUs whose int8 GEMM could overflow otherwise.
+    pub fn forward(&self, x: &Tensor, reduce_range: bool) -> Result<Tensor> {
+        let mut out = std::ptr::null_mut();
+        check(unsafe { ft_linear_dynamic(self.0, x.as_ptr() as Raw, reduce_range, &mut out) })?;
+        Ok(take(out))
+    }
+}
+
+impl Drop for PackedLinear {
+    fn drop(&mut self) {
+        unsafe { ft_linear_packed_free(self.0) }
     }
 }

@@ -58,7 +58,7 @@ fn device_flags_set_precision_optimizer_and_padding_defaults() {
         r.map(|_| t)
     };
     let t = apply(&[]).unwrap();
-    assert_eq!((t.optim_kind, t.bf16, t.pad_to_multiple_of), (OptimizerKind::AdamwTorch, false, 1));
+    assert_eq!((t.optim_kind, t.bf16, t.pad_to_multiple_of), (OptimizerKind::AdamwTorchFused, false, 1));
     let t = apply(&["--bf16"]).unwrap();
     assert_eq!((t.bf16, t.pad_to_multiple_of, t.autocast_dtype()), (true, 8, Some(tch::Kind::BFloat16)));
     let t = apply(&["--fp16", "--pad-to-multiple-of", "32", "--optim", "adamw_torch_fused"]).unwrap();

@@ -61,18 +61,22 @@ fn assert_same(what: &str, padded: (Tensor, Vec<(String, Tensor)>), unpadded: (T
 }
 
 /// `bernoulli_prefix` draws the entries it keeps exactly as `bernoulli_` of the whole tensor does,
-/// and leaves the generator where that draw leaves it.
+/// and leaves the generator where that draw leaves it: a small case, and rows long enough that
+/// the generator's 624-word state refills inside kept runs, inside skipped runs and on their
+/// boundaries.
 fn prefix_draws_equal_the_whole() {
-    let lens = [7i64, 0, 3, 9, 1];
-    tch::manual_seed(9);
-    let whole = Tensor::empty([5, 9], (Kind::Float, Device::Cpu)).bernoulli_float_(0.9);
-    let after = Tensor::rand([4], (Kind::Float, Device::Cpu));
-    tch::manual_seed(9);
-    let part = finetune::torch_ext::bernoulli_prefix(5, 9, &lens, 0.9).unwrap();
-    assert!(after.equal(&Tensor::rand([4], (Kind::Float, Device::Cpu))), "the generator ends elsewhere");
-    let kept = Tensor::arange(9, (Kind::Int64, Device::Cpu)).unsqueeze(0).lt_tensor(&Tensor::from_slice(&lens).unsqueeze(1));
-    assert!(part.equal(&whole.where_scalarother(&kept, 0.0)), "{part} vs {whole}");
-    assert!(whole.sum(Kind::Float).double_value(&[]) < 45.0, "a draw with nothing dropped tests nothing");
+    let long: Vec<i64> = (0..40).map(|r| [0, 1000, 313, 312, 999, 624, 7][r % 7]).collect();
+    for (rows, width, lens) in [(5, 9, vec![7i64, 0, 3, 9, 1]), (40, 1000, long)] {
+        tch::manual_seed(9);
+        let whole = Tensor::empty([rows, width], (Kind::Float, Device::Cpu)).bernoulli_float_(0.9);
+        let after = Tensor::rand([4], (Kind::Float, Device::Cpu));
+        tch::manual_seed(9);
+        let part = finetune::torch_ext::bernoulli_prefix(rows, width, &lens, 0.9).unwrap();
+        assert!(after.equal(&Tensor::rand([4], (Kind::Float, Device::Cpu))), "[{rows}, {width}]: the generator ends elsewhere");
+        let kept = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0).lt_tensor(&Tensor::from_slice(&lens).unsqueeze(1));
+        assert!(part.equal(&whole.where_scalarother(&kept, 0.0)), "[{rows}, {width}]: {part} vs {whole}");
+        assert!(whole.sum(Kind::Float).double_value(&[]) < (rows * width) as f64, "a draw with nothing dropped tests nothing");
+    }
 }
 
 /// A fixture's weights with a fresh head (`load`), or a model drawn whole (`new`); seed 5.

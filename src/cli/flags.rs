@@ -85,7 +85,8 @@ pub struct DeviceCli {
     /// TF32 matmuls on CUDA (default true; results then differ from strict fp32 in the 4th digit).
     #[arg(long)]
     pub tf32: Option<bool>,
-    /// adamw_torch (single-tensor, PyTorch's CPU default), adamw_torch_fused (default on CUDA) or sgd.
+    /// adamw_torch_fused (the default: transformers' Trainer's since 4.55 on torch >= 2.8, CPU and
+    /// CUDA), adamw_torch (torch.optim.AdamW's single-tensor update) or sgd.
     #[arg(long)]
     pub optim: Option<String>,
     /// Round training batches' padded length up to a multiple of N. Default: 32 with
@@ -129,8 +130,7 @@ impl DeviceCli {
         });
         train.optim_kind = match &self.optim {
             Some(o) => o.parse()?,
-            None if cuda => OptimizerKind::AdamwTorchFused,
-            None => OptimizerKind::AdamwTorch,
+            None => OptimizerKind::AdamwTorchFused,
         };
         if cuda {
             crate::torch_ext::set_float32_matmul_precision(if self.tf32.unwrap_or(true) { "high" } else { "highest" })?;

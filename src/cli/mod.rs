@@ -3,6 +3,7 @@
 //! itself is in the library. Flag names follow run_glue.py (kebab-case), so Hugging Face users feel
 //! at home.
 pub mod bench;
+pub mod bench_infer;
 pub mod classify;
 pub mod fetch;
 pub mod flags;
@@ -10,6 +11,7 @@ pub mod glue;
 pub mod image;
 pub mod ner;
 pub mod predict;
+pub mod quantize;
 pub mod report;
 pub mod serve;
 pub mod squad;
@@ -62,6 +64,12 @@ pub enum Command {
     Image(image::ImageCli),
     /// Split a SQuAD file into train.json and dev.json by whole articles.
     SquadSplit(squad::SquadSplitCli),
+    /// Make a fine-tuned model smaller for shipping: int8 Linear layers (dynamic quantization),
+    /// or fp16/bf16 weights.
+    Quantize(quantize::QuantizeCli),
+    /// Latency, throughput, size and dev metric of several fine-tuned classifiers on the same GLUE
+    /// dev inputs, in one run.
+    BenchInfer(bench_infer::BenchInferCli),
 }
 
 /// Runs a parsed command.
@@ -81,5 +89,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ner(n) => ner::run(n),
         Command::Image(i) => image::run(i),
         Command::SquadSplit(s) => squad::split(s),
+        Command::Quantize(q) => quantize::run(q),
+        Command::BenchInfer(b) => bench_infer::run(b),
     }
 }

@@ -2,6 +2,7 @@
 //! tokenise inputs, run them in length-sorted batches (little padding), and return labels with
 //! probabilities, or scores. The same batching function computes the logits evaluation reports,
 //! so `finetune predict` reproduces evaluation exactly.
+pub mod bench;
 pub mod input;
 pub mod ner;
 pub mod qa;

@@ -9,19 +9,10 @@
 //! transformers' default `sdpa` attention. Hidden states are in a `unpad::Layout`: padded as
 //! transformers computes them, or the real tokens only.
 use crate::model::config::{BertConfig, Family};
+use crate::model::linear::{linear, Linear};
 use crate::model::unpad::Layout;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
-
-/// Linear layer initialised as HF's `_init_weights`: N(0, initializer_range), zero bias.
-pub fn linear(p: nn::Path, i: i64, o: i64, cfg: &BertConfig) -> nn::Linear {
-    let c = nn::LinearConfig {
-        ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range },
-        bs_init: Some(nn::Init::Const(0.)),
-        bias: true,
-    };
-    nn::linear(p, i, o, c)
-}
 
 fn layer_norm(p: nn::Path, cfg: &BertConfig) -> nn::LayerNorm {
     layer_norm_of(p, cfg.hidden_size, cfg)
@@ -109,13 +100,13 @@ impl Embeddings {
 
 #[derive(Debug)]
 struct Layer {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    attn_out: nn::Linear,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
     attn_ln: nn::LayerNorm,
-    intermediate: nn::Linear,
-    output: nn::Linear,
+    intermediate: Linear,
+    output: Linear,
     out_ln: nn::LayerNorm,
     heads: i64,
     act: String,
@@ -175,9 +166,9 @@ impl Layer {
 pub struct Bert {
     embeddings: Embeddings,
     /// ELECTRA's `embeddings_project`, when its embeddings are narrower than its layers.
-    project: Option<nn::Linear>,
+    project: Option<Linear>,
     layers: Vec<Layer>,
-    pooler: Option<nn::Linear>,
+    pooler: Option<Linear>,
 }
 
 impl Bert {

@@ -81,6 +81,7 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
                 Dtype::F64 => Kind::Double,
                 Dtype::I64 => Kind::Int64,
                 Dtype::I32 => Kind::Int,
+                Dtype::I8 => Kind::Int8,
                 other => {
                     return Err(Error::Tensor { path: path.into(), tensor: name, msg: format!("unsupported dtype {other:?}") })
                 }
@@ -182,10 +183,19 @@ pub fn load_token_classifier(dir: &Path, cfg: &BertConfig, num_labels: i64, devi
 }
 
 fn load_bert_model<M>(dir: &Path, cfg: &BertConfig, device: tch::Device, build: impl FnOnce(&nn::Path) -> M) -> Result<(VarStore, M, LoadReport)> {
+    if cfg.is_quantized() {
+        if device != tch::Device::Cpu {
+            return Err(Error::file(dir, format!("an int8 model (`finetune quantize`) runs on the CPU; got --device {device:?}")));
+        }
+        crate::model::linear::check_int8_support().map_err(|e| Error::file(dir, format!("this libtorch cannot run the int8 model: {e}")))?;
+    }
     let seeded = torch_ext::rng_state(tch::Device::Cpu)?;
     let mut vs = VarStore::new(tch::Device::Cpu);
     let net = build(&vs.root());
     let report = load_into(&vs, dir)?;
+    if let (true, Some(name)) = (cfg.is_quantized(), report.newly_initialised.first()) {
+        return Err(Error::Tensor { path: weights_file(dir)?, tensor: name.clone(), msg: "missing from the int8 checkpoint (an int8 layer cannot be drawn fresh)".into() });
+    }
     torch_ext::set_rng_state(tch::Device::Cpu, &seeded)?;
     init_new_weights(&vs, &report.newly_initialised, cfg);
     vs.set_device(device);
@@ -237,6 +247,7 @@ pub fn write_safetensors(named: &[(String, Tensor)], path: &Path) -> Result<()> 
             Kind::BFloat16 => Dtype::BF16,
             Kind::Int64 => Dtype::I64,
             Kind::Int => Dtype::I32,
+            Kind::Int8 => Dtype::I8,
             k => return Err(Error::Tensor { path: path.into(), tensor: name.clone(), msg: format!("cannot save dtype {k:?}") }),
         };
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();

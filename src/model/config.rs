@@ -76,6 +76,9 @@ fn default_pos_type() -> String {
     "absolute".into()
 }
 
+/// `quantization_config.quant_method` of the int8 models `finetune quantize` writes.
+pub const QUANT_METHOD: &str = "finetune_dynamic_int8";
+
 /// The encoder families `BertConfig` describes, by `model_type`.
 pub const MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert"];
 
@@ -366,6 +369,11 @@ impl BertConfig {
                 return bad(format!("{name} is {v}; expected a positive number"));
             }
         }
+        if let Some(q) = self.extra.get("quantization_config") {
+            if q.get("quant_method").and_then(|m| m.as_str()) != Some(QUANT_METHOD) {
+                return bad(format!("quantization_config {q} is not supported; expected quant_method `{QUANT_METHOD}` (a model `finetune quantize` wrote)"));
+            }
+        }
         if !(0..self.vocab_size).contains(&self.pad_token_id) {
             return bad(format!("pad_token_id {} is outside the vocabulary (vocab_size {})", self.pad_token_id, self.vocab_size));
         }
@@ -495,6 +503,19 @@ impl BertConfig {
             Family::DistilBert | Family::Deberta => self.hidden_dropout_prob,
             Family::ModernBert => self.modernbert_options().classifier_dropout,
         }
+    }
+
+    /// Whether the Linear layers are int8 (`finetune quantize`; `model::linear`).
+    pub fn is_quantized(&self) -> bool {
+        self.extra.contains_key("quantization_config")
+    }
+
+    /// Training commands refuse an int8 model: gradients do not flow through int8 weights.
+    pub fn refuse_quantized(&self, path: &Path) -> Result<()> {
+        if self.is_quantized() {
+            return Err(Error::file(path, "this model's Linear weights are int8 (`finetune quantize`), which serve inference only: nothing back-propagates through them. Train the float model it was quantized from, then quantize the result"));
+        }
+        Ok(())
     }
 
     /// `num_labels` recorded in a fine-tuned config (from `id2label`), if any.

@@ -6,7 +6,8 @@
 //! layer's own projections (`share_att_key`, v3) or separate `pos_key_proj` / `pos_query_proj`.
 //! The operations follow transformers' order (the key divided by the scale before its product,
 //! one dropout of the relative embeddings per layer) so that results and random draws agree.
-use crate::model::bert::{activation, embedding, layer_norm_of as layer_norm, linear};
+use crate::model::bert::{activation, embedding, layer_norm_of as layer_norm};
+use crate::model::linear::{linear, linear_with_bias, Linear};
 use crate::model::config::{BertConfig, DebertaOptions};
 use crate::model::dropout::dropout;
 use tch::nn::{self, Module};
@@ -38,7 +39,7 @@ struct Embeddings {
     position: Option<nn::Embedding>,
     token_type: Option<nn::Embedding>,
     /// `embed_proj` (no bias) when `embedding_size` differs from `hidden_size`.
-    project: Option<nn::Linear>,
+    project: Option<Linear>,
     layer_norm: nn::LayerNorm,
     dropout: f64,
 }
@@ -46,12 +47,11 @@ struct Embeddings {
 impl Embeddings {
     fn new(p: nn::Path, cfg: &BertConfig, o: &DebertaOptions) -> Self {
         let e = cfg.embedding_size.unwrap_or(cfg.hidden_size);
-        let no_bias = nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, bs_init: None, bias: false };
         Embeddings {
             word: embedding(&p / "word_embeddings", cfg.vocab_size, e, cfg.pad_token_id, cfg),
             position: o.position_biased_input.then(|| embedding(&p / "position_embeddings", cfg.max_position_embeddings, e, -1, cfg)),
             token_type: (cfg.type_vocab_size > 0).then(|| embedding(&p / "token_type_embeddings", cfg.type_vocab_size, e, -1, cfg)),
-            project: (e != cfg.hidden_size).then(|| nn::linear(&p / "embed_proj", e, cfg.hidden_size, no_bias)),
+            project: (e != cfg.hidden_size).then(|| linear_with_bias(&p / "embed_proj", e, cfg.hidden_size, false, cfg)),
             layer_norm: layer_norm(&p / "LayerNorm", cfg.hidden_size, cfg),
             dropout: cfg.hidden_dropout_prob,
         }
@@ -75,15 +75,15 @@ impl Embeddings {
 
 #[derive(Debug)]
 struct Layer {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    pos_key: Option<nn::Linear>,
-    pos_query: Option<nn::Linear>,
-    attn_out: nn::Linear,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    pos_key: Option<Linear>,
+    pos_query: Option<Linear>,
+    attn_out: Linear,
     attn_ln: nn::LayerNorm,
-    intermediate: nn::Linear,
-    output: nn::Linear,
+    intermediate: Linear,
+    output: Linear,
     out_ln: nn::LayerNorm,
     heads: i64,
     act: String,

@@ -9,7 +9,8 @@
 //! class-weighted), or one sigmoid per label with binary cross-entropy for multi-label
 //! classification.
 use crate::data::classify::ProblemType;
-use crate::model::bert::{activation, linear};
+use crate::model::bert::activation;
+use crate::model::linear::{linear, Linear};
 use crate::model::encoder::Encoder;
 use crate::model::config::{BertConfig, Family};
 use crate::model::dropout::dropout;
@@ -20,16 +21,16 @@ use tch::{Reduction, Tensor};
 #[derive(Debug)]
 enum ClassifierHead {
     /// BERT: a linear layer on the pooler's output.
-    Pooled(nn::Linear),
+    Pooled(Linear),
     /// RoBERTa's and ELECTRA's `classifier.dense` and `classifier.out_proj` on the first token,
     /// with tanh (RoBERTa) or GELU (ELECTRA) between them.
-    FirstToken { dense: nn::Linear, out_proj: nn::Linear, gelu: bool },
+    FirstToken { dense: Linear, out_proj: Linear, gelu: bool },
     /// DistilBERT's `pre_classifier` → ReLU → dropout → `classifier` on the first token.
-    PreClassifier { pre_classifier: nn::Linear, classifier: nn::Linear },
+    PreClassifier { pre_classifier: Linear, classifier: Linear },
     /// DeBERTa's top-level `pooler.dense` (its own dropout and activation) and `classifier`.
-    ContextPooler { dense: nn::Linear, classifier: nn::Linear, pooler_dropout: f64, act: String },
+    ContextPooler { dense: Linear, classifier: Linear, pooler_dropout: f64, act: String },
     /// ModernBERT's `head` and `classifier` on the first token or the mean of the real ones.
-    Prediction { head: PredictionHead, classifier: nn::Linear, mean_pooling: bool },
+    Prediction { head: PredictionHead, classifier: Linear, mean_pooling: bool },
 }
 
 #[derive(Debug)]
@@ -143,7 +144,7 @@ impl SequenceClassifier {
 pub struct QuestionAnswering {
     pub encoder: Encoder,
     head: Option<PredictionHead>,
-    qa_outputs: nn::Linear,
+    qa_outputs: Linear,
     /// DistilBERT's and ModernBERT's dropout on the hidden states before `qa_outputs`.
     dropout: Option<f64>,
 }
@@ -196,7 +197,7 @@ impl QuestionAnswering {
 pub struct TokenClassifier {
     pub encoder: Encoder,
     head: Option<PredictionHead>,
-    classifier: nn::Linear,
+    classifier: Linear,
     dropout: f64,
     pub num_labels: i64,
 }

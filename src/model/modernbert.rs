@@ -10,6 +10,7 @@
 //! classification and QA heads share.
 use crate::model::bert::{activation, embedding};
 use crate::model::config::{BertConfig, ModernBertOptions};
+use crate::model::linear::{linear_with_bias as linear, Linear};
 use crate::model::dropout::{attention, dropout};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -37,11 +38,6 @@ impl Norm {
     }
 }
 
-fn linear(p: nn::Path, i: i64, o: i64, bias: bool, cfg: &BertConfig) -> nn::Linear {
-    let c = nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0., stdev: cfg.initializer_range }, bs_init: bias.then_some(nn::Init::Const(0.)), bias };
-    nn::linear(p, i, o, c)
-}
-
 /// `cos` and `sin` [1, seq, head_dim] of the default rotary embedding with base `theta`, computed
 /// as transformers' `ModernBertRotaryEmbedding` does (float32, `1 / theta^(2i/d)` times the
 /// position through a matmul, the frequencies repeated).
@@ -62,11 +58,11 @@ fn rotate_half(x: &Tensor) -> Tensor {
 #[derive(Debug)]
 struct Layer {
     attn_norm: Option<Norm>,
-    wqkv: nn::Linear,
-    attn_wo: nn::Linear,
+    wqkv: Linear,
+    attn_wo: Linear,
     mlp_norm: Norm,
-    wi: nn::Linear,
-    mlp_wo: nn::Linear,
+    wi: Linear,
+    mlp_wo: Linear,
     heads: i64,
     global: bool,
 }
@@ -169,7 +165,7 @@ impl ModernBert {
 /// the sequence-classification and the QA outputs.
 #[derive(Debug)]
 pub struct PredictionHead {
-    dense: nn::Linear,
+    dense: Linear,
     norm: Norm,
     act: String,
 }

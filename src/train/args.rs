@@ -129,7 +129,7 @@ impl Default for TrainArgs {
             early_stopping_patience: None,
             early_stopping_threshold: 0.0,
             skip_nonfinite: false,
-            optim_kind: OptimizerKind::AdamwTorch,
+            optim_kind: OptimizerKind::AdamwTorchFused,
             group_by_length: false,
             pad_to_multiple_of: 1,
             bf16: false,

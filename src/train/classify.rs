@@ -225,6 +225,7 @@ pub fn run(args: &ClassifyArgs) -> Result<Map<String, Value>> {
     }
     let model_dir = hub::resolve(&args.model_name_or_path)?;
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;
+    cfg.refuse_quantized(&model_dir.join("config.json"))?;
     cfg.check_seq_length(args.max_seq_length, &model_dir.join("config.json"))?;
     let encoder = TextEncoder::new(load_tokenizer(&model_dir)?, args.max_seq_length)?;
     let train = encode(&encoder, &data.train, problem, k)?;

@@ -78,6 +78,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
     let model_dir = hub::resolve(&args.model_name_or_path)?;
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;
+    cfg.refuse_quantized(&model_dir.join("config.json"))?;
     if let Some(n) = cfg.num_labels().filter(|&n| n != task.num_labels()) {
         tracing::warn!("checkpoint was fine-tuned with {n} labels; {} needs {}", task.name(), task.num_labels());
     }

@@ -137,6 +137,7 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     tch::manual_seed(args.train.seed as i64);
     let (model, new) = NerModel::load(&model_dir, Some(labels.clone()), args.device)?;
     let config_path = model_dir.join("config.json");
+    model.cfg.refuse_quantized(&config_path)?;
     let max_len = match args.max_seq_length {
         Some(m) => m,
         None => default_max_seq_length(&model_dir, &model.cfg)?,

@@ -119,6 +119,7 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     }
     tch::manual_seed(args.train.seed as i64);
     let (model, new) = load_model(&model_dir, args.device)?;
+    model.cfg.refuse_quantized(&model_dir.join("config.json"))?;
     model.cfg.check_seq_length(args.max_seq_length, &model_dir.join("config.json"))?;
     tracing::info!("loaded {}; newly initialised: {new:?}", model_dir.display());
     let tok = qa_features::window_tokenizer(&model.tokenizer, args.qa())?;

@@ -1,0 +1,126 @@
+//! `finetune bench-infer`: the same GLUE dev inputs through several fine-tuned classifiers in one
+//! run (a float model and its int8 or distilled versions), with what shipping cares about: batch-1
+//! latency (p50/p99), batch throughput, weights file size, parameter count, and the dev metric
+//! computed by the task's official scorer.
+use crate::data::batch::Labels;
+use crate::data::glue::{read_labelled, Task};
+use crate::error::{Error, Result};
+use crate::eval::glue::{objective, score, Predictions};
+use crate::infer::Classifier;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct InferBenchArgs {
+    pub task: Task,
+    pub data_dir: PathBuf,
+    /// Dev examples scored and timed in batches (all when `None`).
+    pub max_eval_samples: Option<usize>,
+    /// Examples timed one at a time.
+    pub latency_samples: usize,
+    pub batch_size: usize,
+    pub max_seq_length: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InferBenchRow {
+    pub model: PathBuf,
+    pub int8: bool,
+    pub file_bytes: u64,
+    /// Parameters (an int8 layer's scales not counted).
+    pub parameters: i64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    /// Examples per second over the dev set in batches of `batch_size`.
+    pub throughput: f64,
+    /// The task's main metric (`combined_score` where it has several), and every metric.
+    pub metric: f64,
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Benchmarks each model in turn on the same inputs.
+pub fn run(models: &[PathBuf], args: &InferBenchArgs) -> Result<Vec<InferBenchRow>> {
+    let dev_path = args.task.task_dir(&args.data_dir).join(format!("{}.tsv", args.task.eval_splits()[0].file));
+    let mut examples = read_labelled(args.task, &dev_path)?;
+    if let Some(n) = args.max_eval_samples {
+        examples.truncate(n);
+    }
+    let gold = Labels::from_targets(examples.iter().map(|e| e.target)).ok_or_else(|| Error::file(&dev_path, "the dev file has no labels"))?;
+    let inputs: Vec<crate::infer::Input> = examples.iter().map(|e| crate::infer::Input { text: e.text_a.clone(), text_pair: e.text_b.clone() }).collect();
+    models.iter().map(|m| bench_one(m, args, &inputs, &gold)).collect()
+}
+
+fn bench_one(dir: &Path, args: &InferBenchArgs, inputs: &[crate::infer::Input], gold: &Labels) -> Result<InferBenchRow> {
+    let model = Classifier::load(dir, args.max_seq_length, tch::Device::Cpu)?;
+    let task = args.task;
+    let expected: Option<Vec<String>> = task.labels().map(|l| l.iter().map(|s| s.to_string()).collect());
+    if model.labels != expected {
+        return Err(Error::file(dir.join("config.json"), format!("labels {:?}; {} needs {:?}", model.labels, task.name(), expected)));
+    }
+    let features = model.encode(inputs)?;
+    // Warm-up: the first calls allocate and, for int8 layers, pack the weights.
+    model.predict_features(&features[..features.len().min(args.batch_size)], args.batch_size)?;
+    let mut latencies: Vec<f64> = Vec::with_capacity(args.latency_samples);
+    for f in features.iter().cycle().take(args.latency_samples) {
+        let t = Instant::now();
+        model.predict_features(std::slice::from_ref(f), 1)?;
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let t = Instant::now();
+    let preds = model.predict_features(&features, args.batch_size)?;
+    let throughput = features.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    let predicted = if task.is_regression() {
+        Predictions::Scores(preds.iter().map(|p| p.score).collect())
+    } else {
+        Predictions::Classes(preds.iter().map(|p| p.label_id.unwrap_or(0)).collect())
+    };
+    let metrics = score(task, &predicted, gold);
+    let weights = crate::model::checkpoint::weights_file(dir)?;
+    let suffix = format!(".{}", crate::model::linear::SCALE_SUFFIX);
+    let parameters = crate::model::checkpoint::read_safetensors(&weights)?.iter().filter(|(n, _)| !n.ends_with(&suffix)).map(|(_, t)| t.numel() as i64).sum();
+    Ok(InferBenchRow {
+        model: dir.into(),
+        int8: crate::model::config::BertConfig::from_file(&dir.join("config.json"))?.is_quantized(),
+        file_bytes: std::fs::metadata(&weights).map_err(|e| Error::file(&weights, e.to_string()))?.len(),
+        parameters,
+        latency_p50_ms: quantile(&latencies, 0.5),
+        latency_p99_ms: quantile(&latencies, 0.99),
+        throughput,
+        metric: objective(&metrics),
+        metrics,
+    })
+}
+
+/// The `q` quantile of sorted values, linearly interpolated (numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The rows as a markdown table, each ratio against the first model.
+pub fn table(rows: &[InferBenchRow]) -> String {
+    let mut s = String::from("| model | int8 | weights MB | parameters | batch-1 p50 ms | p99 ms | batch examples/s | dev metric | size ÷ | p50 speed-up |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let Some(base) = rows.first() else { return s };
+    for r in rows {
+        let name = r.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| r.model.display().to_string());
+        s.push_str(&format!(
+            "| {name} | {} | {:.1} | {:.2} M | {:.2} | {:.2} | {:.1} | {:.2} | {:.2}× | {:.2}× |\n",
+            if r.int8 { "yes" } else { "no" },
+            r.file_bytes as f64 / 1e6,
+            r.parameters as f64 / 1e6,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.throughput,
+            100.0 * r.metric,
+            base.file_bytes as f64 / r.file_bytes as f64,
+            base.latency_p50_ms / r.latency_p50_ms,
+        ));
+    }
+    s
+}

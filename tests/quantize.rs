@@ -1,0 +1,124 @@
+//! `finetune quantize` and the int8 Linear layer: the weights' int8 values and scales equal
+//! PyTorch's per-channel dynamic quantization, the layer's outputs equal `quantized::linear_dynamic`
+//! (the ops relied on — `quantized::linear_prepack`, `LinearPackedParamsBase::apply_dynamic`,
+//! `quantize_per_channel`, `_make_per_channel_quantized_tensor` — so an upgrade that removes one
+//! fails here); a quantized classifier loads, predicts close to its float model, is smaller, and is
+//! refused by training; bad inputs are clear errors.
+mod common;
+use finetune::model::checkpoint::read_safetensors;
+use finetune::model::linear::{quantize_weight, reduce_range};
+use finetune::model::quantize::{quantize, QuantDtype};
+use finetune::torch_ext::PackedLinear;
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+fn golden() -> HashMap<String, Tensor> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/quant/linear.safetensors");
+    read_safetensors(&path).unwrap().into_iter().collect()
+}
+
+#[test]
+fn int8_weights_and_outputs_equal_pytorch_dynamic_quantization() {
+    let g = golden();
+    let (q, scale) = quantize_weight(&g["weight"]);
+    assert!(q.equal(&g["int8"]), "int8 values differ from PyTorch's:\n{q}\n{}", g["int8"]);
+    assert!(scale.equal(&g["scale"]), "scales differ: {scale} vs {}", g["scale"]);
+    let values = q.to_kind(Kind::Float);
+    let zero = Tensor::zeros([12], (Kind::Int64, Device::Cpu));
+    let qw = Tensor::internal_make_per_channel_quantized_tensor(&values.to_kind(Kind::Int8), &scale.to_kind(Kind::Double), &zero, 0);
+    let packed = PackedLinear::new(&qw, Some(&g["bias"])).unwrap();
+    for (reduce, key) in [(true, "y_reduce_range"), (false, "y_full_range")] {
+        let y = packed.forward(&g["x"], reduce).unwrap();
+        // The integer GEMM is exact; the float steps around it may round differently between
+        // CPU kernels (AVX2, AVX-512) of other machines than the fixture's.
+        let d = (&y - &g[key]).abs().max().double_value(&[]);
+        assert!(d <= 1e-5 * g[key].abs().max().double_value(&[]), "{key}: differs from PyTorch by {d}");
+    }
+    // And the int8 layer is a close approximation of the float one (the check that the fixture's
+    // outputs are not both wrong in the same way).
+    let y = packed.forward(&g["x"], reduce_range()).unwrap();
+    let rel = ((&y - &g["y_float"]).norm().double_value(&[])) / g["y_float"].norm().double_value(&[]);
+    assert!(rel < 0.02, "int8 output is {rel} away from the float one, relatively");
+}
+
+/// A fine-tuned-looking MiniLM classifier (its encoder, a fresh head) in `dir`.
+fn classifier(model: &Path, dir: &Path) {
+    use finetune::data::classify::ProblemType;
+    use finetune::model::{checkpoint, config::BertConfig};
+    let cfg = BertConfig::from_file(&model.join("config.json")).unwrap();
+    tch::manual_seed(3);
+    let (vs, _, _) = checkpoint::load_sequence_classifier(model, &cfg, 2, Device::Cpu).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
+    checkpoint::save_config(&cfg, Some(&["entailment".into(), "not_entailment".into()]), ProblemType::SingleLabel, "rte", &dir.join("config.json")).unwrap();
+    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+        std::fs::copy(model.join(f), dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn a_quantized_classifier_predicts_close_to_its_float_model_and_cannot_be_trained() {
+    let Some(model) = common::model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (float_dir, int8_dir, half_dir) = (tmp.path().join("float"), tmp.path().join("int8"), tmp.path().join("fp16"));
+    classifier(&model, &float_dir);
+    let r = quantize(&float_dir, &int8_dir, QuantDtype::Int8).unwrap();
+    // Six layers of query, key, value, attention output, intermediate, output; pooler; classifier.
+    assert_eq!(r.int8_layers, 6 * 6 + 2);
+    assert!(r.linear_weight_bytes.0 as f64 / r.linear_weight_bytes.1 as f64 > 3.9, "{r:?}");
+    assert!(r.file_bytes.1 < r.file_bytes.0, "{r:?}");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(int8_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["quantization_config"]["quant_method"], "finetune_dynamic_int8");
+    assert_eq!(cfg["id2label"]["1"], "not_entailment");
+
+    let inputs: Vec<finetune::infer::Input> = [
+        ("A man is playing a guitar on stage.", "Someone performs music."),
+        ("The cat sat on the mat.", "A dog is barking loudly in the yard outside the house."),
+        ("Stocks fell sharply on Monday after the announcement.", "Markets rose."),
+    ]
+    .iter()
+    .map(|(a, b)| finetune::infer::Input { text: a.to_string(), text_pair: Some(b.to_string()) })
+    .collect();
+    let logits = |dir: &Path| {
+        let c = finetune::infer::Classifier::load(dir, Some(64), Device::Cpu).unwrap();
+        let p = c.predict(&inputs, 2).unwrap();
+        Tensor::from_slice(&p.iter().flat_map(|p| p.logits.clone()).collect::<Vec<f32>>())
+    };
+    let (f, q) = (logits(&float_dir), logits(&int8_dir));
+    let rel = (&q - &f).norm().double_value(&[]) / f.norm().double_value(&[]);
+    assert!(rel > 0.0 && rel < 0.1, "int8 logits {q} vs float {f}: relative difference {rel}");
+
+    // fp16 weights load back as float32, within fp16 rounding of the float model.
+    let r = quantize(&float_dir, &half_dir, QuantDtype::Fp16).unwrap();
+    assert!(r.file_bytes.0 as f64 / r.file_bytes.1 as f64 > 1.95, "{r:?}");
+    let h = logits(&half_dir);
+    let rel = (&h - &f).norm().double_value(&[]) / f.norm().double_value(&[]);
+    assert!(rel < 0.01, "fp16 logits {h} vs float {f}");
+
+    // Bad inputs.
+    let err = quantize(&int8_dir, &tmp.path().join("again"), QuantDtype::Int8).unwrap_err().to_string();
+    assert!(err.contains("already int8"), "{err}");
+    let err = quantize(&model, &tmp.path().join("base"), QuantDtype::Int8).unwrap_err().to_string();
+    assert!(err.contains("architectures") || err.contains("not a fine-tuned model"), "{err}");
+    let cfg = finetune::model::config::BertConfig::from_file(&int8_dir.join("config.json")).unwrap();
+    let err = cfg.refuse_quantized(&int8_dir.join("config.json")).unwrap_err().to_string();
+    assert!(err.contains("int8") && err.contains("Train the float model"), "{err}");
+    // The training commands refuse it before reading any data.
+    let out = common::server::finetune()
+        .args(["glue", "--task", "rte", "--data-dir", "/nonexistent", "--output-dir"])
+        .arg(tmp.path().join("train"))
+        .arg("--model")
+        .arg(&int8_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("int8") && stderr.contains("inference only"), "{stderr}");
+    // A config from another quantizer is refused by name.
+    let mut other = cfg.clone();
+    other.extra.insert("quantization_config".into(), serde_json::json!({"quant_method": "gptq"}));
+    let p = tmp.path().join("gptq.json");
+    std::fs::write(&p, serde_json::to_vec(&other.to_hf_json()).unwrap()).unwrap();
+    let err = finetune::model::config::BertConfig::from_file(&p).unwrap_err().to_string();
+    assert!(err.contains("gptq") && err.contains("finetune_dynamic_int8"), "{err}");
+}
