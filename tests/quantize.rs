@@ -89,6 +89,21 @@ fn a_quantized_classifier_predicts_close_to_its_float_model_and_cannot_be_traine
     let rel = (&q - &f).norm().double_value(&[]) / f.norm().double_value(&[]);
     assert!(rel > 0.0 && rel < 0.1, "int8 logits {q} vs float {f}: relative difference {rel}");
 
+    // bench-infer: both models through the same dev inputs.
+    if let Some(glue) = common::glue_dir() {
+        use finetune::infer::bench::{run, table, InferBenchArgs};
+        let mut args = InferBenchArgs { task: finetune::data::glue::Task::Rte, data_dir: glue, max_eval_samples: Some(24), latency_samples: 5, batch_size: 8, max_seq_length: Some(128) };
+        let rows = run(&[float_dir.clone(), int8_dir.clone()], &args).unwrap();
+        assert_eq!((rows[0].int8, rows[1].int8), (false, true));
+        assert_eq!(rows[0].parameters, rows[1].parameters);
+        assert!(rows[1].file_bytes < rows[0].file_bytes);
+        assert!(rows.iter().all(|r| r.metrics[0].0 == "accuracy" && (0.0..=1.0).contains(&r.metric) && r.latency_p50_ms > 0.0 && r.latency_p99_ms >= r.latency_p50_ms));
+        assert_eq!(table(&rows).lines().count(), 4);
+        args.task = finetune::data::glue::Task::Mrpc;
+        let err = run(&[float_dir.clone()], &args).unwrap_err().to_string();
+        assert!(err.contains("labels") && err.contains("mrpc"), "{err}");
+    }
+
     // fp16 weights load back as float32, within fp16 rounding of the float model.
     let r = quantize(&float_dir, &half_dir, QuantDtype::Fp16).unwrap();
     assert!(r.file_bytes.0 as f64 / r.file_bytes.1 as f64 > 1.95, "{r:?}");

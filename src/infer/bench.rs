@@ -6,6 +6,7 @@ use crate::data::batch::Labels;
 use crate::data::glue::{read_labelled, Task};
 use crate::error::{Error, Result};
 use crate::eval::glue::{objective, score, Predictions};
+use crate::data::tokenize::Features;
 use crate::infer::Classifier;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -48,49 +49,60 @@ pub fn run(models: &[PathBuf], args: &InferBenchArgs) -> Result<Vec<InferBenchRo
     }
     let gold = Labels::from_targets(examples.iter().map(|e| e.target)).ok_or_else(|| Error::file(&dev_path, "the dev file has no labels"))?;
     let inputs: Vec<crate::infer::Input> = examples.iter().map(|e| crate::infer::Input { text: e.text_a.clone(), text_pair: e.text_b.clone() }).collect();
-    models.iter().map(|m| bench_one(m, args, &inputs, &gold)).collect()
+    let loaded: Vec<(Classifier, Vec<Features>)> = models.iter().map(|m| load(m, args, &inputs)).collect::<Result<_>>()?;
+    // Batch-1 latency with the models taking turns, input by input, so that a machine whose speed
+    // drifts during the run slows each of them alike.
+    let mut latencies: Vec<Vec<f64>> = vec![Vec::with_capacity(args.latency_samples); loaded.len()];
+    for k in 0..args.latency_samples {
+        for ((model, features), lat) in loaded.iter().zip(&mut latencies) {
+            let t = Instant::now();
+            model.predict_features(std::slice::from_ref(&features[k % features.len()]), 1)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    loaded.iter().zip(latencies).map(|((model, features), mut lat)| {
+        lat.sort_by(f64::total_cmp);
+        let t = Instant::now();
+        let preds = model.predict_features(features, args.batch_size)?;
+        let throughput = features.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+        let predicted = if args.task.is_regression() {
+            Predictions::Scores(preds.iter().map(|p| p.score).collect())
+        } else {
+            Predictions::Classes(preds.iter().map(|p| p.label_id.unwrap_or(0)).collect())
+        };
+        let metrics = score(args.task, &predicted, &gold);
+        let dir = &model.model_dir;
+        let weights = crate::model::checkpoint::weights_file(dir)?;
+        let suffix = format!(".{}", crate::model::linear::SCALE_SUFFIX);
+        let parameters = crate::model::checkpoint::read_safetensors(&weights)?.iter().filter(|(n, _)| !n.ends_with(&suffix)).map(|(_, t)| t.numel() as i64).sum();
+        Ok(InferBenchRow {
+            model: dir.clone(),
+            int8: crate::model::config::BertConfig::from_file(&dir.join("config.json"))?.is_quantized(),
+            file_bytes: std::fs::metadata(&weights).map_err(|e| Error::file(&weights, e.to_string()))?.len(),
+            parameters,
+            latency_p50_ms: quantile(&lat, 0.5),
+            latency_p99_ms: quantile(&lat, 0.99),
+            throughput,
+            metric: objective(&metrics),
+            metrics,
+        })
+    }).collect()
 }
 
-fn bench_one(dir: &Path, args: &InferBenchArgs, inputs: &[crate::infer::Input], gold: &Labels) -> Result<InferBenchRow> {
+/// A model checked against the task's labels, its inputs tokenised, warmed up (the first calls
+/// allocate and, for int8 layers, pack the weights).
+fn load(dir: &Path, args: &InferBenchArgs, inputs: &[crate::infer::Input]) -> Result<(Classifier, Vec<Features>)> {
     let model = Classifier::load(dir, args.max_seq_length, tch::Device::Cpu)?;
-    let task = args.task;
-    let expected: Option<Vec<String>> = task.labels().map(|l| l.iter().map(|s| s.to_string()).collect());
+    let expected: Option<Vec<String>> = args.task.labels().map(|l| l.iter().map(|s| s.to_string()).collect());
     if model.labels != expected {
-        return Err(Error::file(dir.join("config.json"), format!("labels {:?}; {} needs {:?}", model.labels, task.name(), expected)));
+        return Err(Error::file(dir.join("config.json"), format!("labels {:?}; {} needs {:?}", model.labels, args.task.name(), expected)));
     }
     let features = model.encode(inputs)?;
-    // Warm-up: the first calls allocate and, for int8 layers, pack the weights.
-    model.predict_features(&features[..features.len().min(args.batch_size)], args.batch_size)?;
-    let mut latencies: Vec<f64> = Vec::with_capacity(args.latency_samples);
-    for f in features.iter().cycle().take(args.latency_samples) {
-        let t = Instant::now();
-        model.predict_features(std::slice::from_ref(f), 1)?;
-        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    if features.is_empty() {
+        return Err(Error::Invalid("no dev examples to run".into()));
     }
-    latencies.sort_by(f64::total_cmp);
-    let t = Instant::now();
-    let preds = model.predict_features(&features, args.batch_size)?;
-    let throughput = features.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
-    let predicted = if task.is_regression() {
-        Predictions::Scores(preds.iter().map(|p| p.score).collect())
-    } else {
-        Predictions::Classes(preds.iter().map(|p| p.label_id.unwrap_or(0)).collect())
-    };
-    let metrics = score(task, &predicted, gold);
-    let weights = crate::model::checkpoint::weights_file(dir)?;
-    let suffix = format!(".{}", crate::model::linear::SCALE_SUFFIX);
-    let parameters = crate::model::checkpoint::read_safetensors(&weights)?.iter().filter(|(n, _)| !n.ends_with(&suffix)).map(|(_, t)| t.numel() as i64).sum();
-    Ok(InferBenchRow {
-        model: dir.into(),
-        int8: crate::model::config::BertConfig::from_file(&dir.join("config.json"))?.is_quantized(),
-        file_bytes: std::fs::metadata(&weights).map_err(|e| Error::file(&weights, e.to_string()))?.len(),
-        parameters,
-        latency_p50_ms: quantile(&latencies, 0.5),
-        latency_p99_ms: quantile(&latencies, 0.99),
-        throughput,
-        metric: objective(&metrics),
-        metrics,
-    })
+    model.predict_features(&features[..features.len().min(args.batch_size)], args.batch_size)?;
+    Ok((model, features))
 }
 
 /// The `q` quantile of sorted values, linearly interpolated (numpy's default).
@@ -105,19 +117,19 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// The rows as a markdown table, each ratio against the first model.
 pub fn table(rows: &[InferBenchRow]) -> String {
-    let mut s = String::from("| model | int8 | weights MB | parameters | batch-1 p50 ms | p99 ms | batch examples/s | dev metric | size ÷ | p50 speed-up |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from("| model | int8 | weights MB | parameters | batch-1 p50 ms | p99 ms | batch examples/s | dev | size ÷ | p50 speed-up |\n|---|---|---|---|---|---|---|---|---|---|\n");
     let Some(base) = rows.first() else { return s };
     for r in rows {
         let name = r.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| r.model.display().to_string());
         s.push_str(&format!(
-            "| {name} | {} | {:.1} | {:.2} M | {:.2} | {:.2} | {:.1} | {:.2} | {:.2}× | {:.2}× |\n",
+            "| {name} | {} | {:.1} | {:.2} M | {:.2} | {:.2} | {:.1} | {} | {:.2}× | {:.2}× |\n",
             if r.int8 { "yes" } else { "no" },
             r.file_bytes as f64 / 1e6,
             r.parameters as f64 / 1e6,
             r.latency_p50_ms,
             r.latency_p99_ms,
             r.throughput,
-            100.0 * r.metric,
+            r.metrics.iter().map(|(k, v)| format!("{k} {:.2}", 100.0 * v)).collect::<Vec<_>>().join(", "),
             base.file_bytes as f64 / r.file_bytes as f64,
             base.latency_p50_ms / r.latency_p50_ms,
         ));

@@ -19,10 +19,11 @@ pub enum QuantDtype {
     Bf16,
 }
 
-/// The files of a model directory besides its weights and config that a model needs (the
-/// tokenizer's), copied when present.
-const TOKENIZER_FILES: &[&str] =
-    &["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spm.model", "sentencepiece.bpe.model"];
+/// The files of a model directory besides its weights and config that a model needs, copied when
+/// present: the tokenizer's, and the run's configuration, which carries what inference reads from
+/// it (max_seq_length, a multi-label threshold, the unpad setting).
+const CARRIED_FILES: &[&str] =
+    &["run_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spm.model", "sentencepiece.bpe.model"];
 
 /// What `quantize` wrote.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,7 +92,7 @@ pub fn quantize(src: &Path, out: &Path, dtype: QuantDtype) -> Result<QuantizeRep
     let weights = out.join("model.safetensors");
     write_safetensors(&tensors, &weights)?;
     crate::io::write_json(&out.join("config.json"), &raw_cfg)?;
-    for f in TOKENIZER_FILES {
+    for f in CARRIED_FILES {
         let from = src.join(f);
         if from.is_file() {
             crate::io::write_atomic(&out.join(f), &crate::io::read(&from)?)?;
