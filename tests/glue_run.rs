@@ -54,6 +54,7 @@ fn args(model: &Path, data: &Path, out: PathBuf) -> GlueArgs {
         max_train_samples: None,
         max_eval_samples: None,
         resume: None,
+        distill: None,
     }
 }
 

@@ -42,27 +42,12 @@ fn int8_weights_and_outputs_equal_pytorch_dynamic_quantization() {
     assert!(rel < 0.02, "int8 output is {rel} away from the float one, relatively");
 }
 
-/// A fine-tuned-looking MiniLM classifier (its encoder, a fresh head) in `dir`.
-fn classifier(model: &Path, dir: &Path) {
-    use finetune::data::classify::ProblemType;
-    use finetune::model::{checkpoint, config::BertConfig};
-    let cfg = BertConfig::from_file(&model.join("config.json")).unwrap();
-    tch::manual_seed(3);
-    let (vs, _, _) = checkpoint::load_sequence_classifier(model, &cfg, 2, Device::Cpu).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
-    checkpoint::save_config(&cfg, Some(&["entailment".into(), "not_entailment".into()]), ProblemType::SingleLabel, "rte", &dir.join("config.json")).unwrap();
-    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-        std::fs::copy(model.join(f), dir.join(f)).unwrap();
-    }
-}
-
 #[test]
 fn a_quantized_classifier_predicts_close_to_its_float_model_and_cannot_be_trained() {
     let Some(model) = common::model_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (float_dir, int8_dir, half_dir) = (tmp.path().join("float"), tmp.path().join("int8"), tmp.path().join("fp16"));
-    classifier(&model, &float_dir);
+    common::fine_tuned_classifier(&model, &float_dir, &["entailment", "not_entailment"], "rte");
     let r = quantize(&float_dir, &int8_dir, QuantDtype::Int8).unwrap();
     // Six layers of query, key, value, attention output, intermediate, output; pooler; classifier.
     assert_eq!(r.int8_layers, 6 * 6 + 2);

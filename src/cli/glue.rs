@@ -5,6 +5,7 @@ use crate::data::glue::Task;
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
 use crate::train::args::ResumeFrom;
+use crate::train::distill::DistillArgs;
 use crate::train::glue::{Baseline, GlueArgs};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -68,12 +69,18 @@ impl GlueCli {
             max_train_samples: self.run.max_train_samples,
             max_eval_samples: self.run.max_eval_samples,
             resume,
+            distill: None,
         })
     }
 }
 
 /// Runs each selected task (each seed of a sweep) and prints its results.
 pub fn run(g: GlueCli) -> Result<()> {
+    run_with(g, None)
+}
+
+/// [`run`], each run a student of `distill`'s teacher when given (`finetune distill`).
+pub fn run_with(g: GlueCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
     let tasks: Vec<(Task, PathBuf)> = if g.task.eq_ignore_ascii_case("all") {
         let (present, missing): (Vec<Task>, Vec<Task>) = Task::ALL.into_iter().partition(|t| t.has_data(&g.data_dir));
@@ -90,7 +97,8 @@ pub fn run(g: GlueCli) -> Result<()> {
     };
     let seeds = g.seeds.list(g.training.seed);
     for (task, out) in tasks {
-        let args = GlueCli { output_dir: out.clone(), ..g.clone() }.into_args(task)?;
+        let mut args = GlueCli { output_dir: out.clone(), ..g.clone() }.into_args(task)?;
+        args.distill = distill.clone();
         let results = run_seeds(seeds.as_deref(), &out, |sweep| {
             let mut a = args.clone();
             if let Some((seed, dir)) = sweep {

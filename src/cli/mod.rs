@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_infer;
 pub mod classify;
+pub mod distill;
 pub mod fetch;
 pub mod flags;
 pub mod glue;
@@ -64,6 +65,8 @@ pub enum Command {
     Image(image::ImageCli),
     /// Split a SQuAD file into train.json and dev.json by whole articles.
     SquadSplit(squad::SquadSplitCli),
+    /// Distil a fine-tuned teacher into a student (fewer layers) on a GLUE task.
+    Distill(distill::DistillCli),
     /// Make a fine-tuned model smaller for shipping: int8 Linear layers (dynamic quantization),
     /// or fp16/bf16 weights.
     Quantize(quantize::QuantizeCli),
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ner(n) => ner::run(n),
         Command::Image(i) => image::run(i),
         Command::SquadSplit(s) => squad::split(s),
+        Command::Distill(d) => distill::run(d),
         Command::Quantize(q) => quantize::run(q),
         Command::BenchInfer(b) => bench_infer::run(b),
     }

@@ -282,6 +282,21 @@ pub fn save_config(cfg: &BertConfig, labels: Option<&[String]>, problem: Problem
     crate::io::write_json(path, &cfg.to_hf_json())
 }
 
+/// The tokenizer files a model directory may hold (each family keeps some of them).
+pub const TOKENIZER_FILES: &[&str] =
+    &["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spm.model", "sentencepiece.bpe.model"];
+
+/// Copies those of `names` that `src` holds into `dst`, atomically each.
+pub fn copy_files(src: &Path, dst: &Path, names: &[&str]) -> Result<()> {
+    for f in names {
+        let from = src.join(f);
+        if from.is_file() {
+            crate::io::write_atomic(&dst.join(f), &crate::io::read(&from)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the tokenizer of a fine-tuned model directory: `tokenizer.json` with no truncation or
 /// padding baked in, plus the base model's vocabulary and tokenizer configs.
 pub fn save_tokenizer(tokenizer: &tokenizers::Tokenizer, source_dir: &Path, dir: &Path) -> Result<()> {

@@ -13,5 +13,6 @@ pub mod linear;
 pub mod modernbert;
 pub mod pypi;
 pub mod quantize;
+pub mod student;
 pub mod unpad;
 pub mod vision;

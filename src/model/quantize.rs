@@ -19,12 +19,6 @@ pub enum QuantDtype {
     Bf16,
 }
 
-/// The files of a model directory besides its weights and config that a model needs, copied when
-/// present: the tokenizer's, and the run's configuration, which carries what inference reads from
-/// it (max_seq_length, a multi-label threshold, the unpad setting).
-const CARRIED_FILES: &[&str] =
-    &["run_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spm.model", "sentencepiece.bpe.model"];
-
 /// What `quantize` wrote.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QuantizeReport {
@@ -92,12 +86,10 @@ pub fn quantize(src: &Path, out: &Path, dtype: QuantDtype) -> Result<QuantizeRep
     let weights = out.join("model.safetensors");
     write_safetensors(&tensors, &weights)?;
     crate::io::write_json(&out.join("config.json"), &raw_cfg)?;
-    for f in CARRIED_FILES {
-        let from = src.join(f);
-        if from.is_file() {
-            crate::io::write_atomic(&out.join(f), &crate::io::read(&from)?)?;
-        }
-    }
+    // The run's configuration carries what inference reads from it (max_seq_length, a
+    // multi-label threshold, the unpad setting).
+    crate::model::checkpoint::copy_files(src, out, &["run_config.json"])?;
+    crate::model::checkpoint::copy_files(src, out, crate::model::checkpoint::TOKENIZER_FILES)?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::file(p, e.to_string()));
     report.file_bytes = (size(&crate::model::checkpoint::weights_file(src)?)?, size(&weights)?);
     crate::io::write_json(&out.join("quantize_results.json"), &json!({"source": src, "report": report, "environment": crate::run_info::environment(Device::Cpu)}))?;

@@ -10,6 +10,7 @@ use crate::model::checkpoint;
 use crate::model::config::BertConfig;
 use crate::model::hub;
 use crate::train::args::{ResumeFrom, TrainArgs};
+use crate::train::distill::{teacher_logits, DistillArgs, DistillWork};
 use crate::train::seq_cls::{self, Encoded, Model, Work};
 use crate::train::trainer::{self, RunContext};
 use serde_json::{json, Map, Value};
@@ -40,6 +41,8 @@ pub struct GlueArgs {
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
     pub resume: Option<ResumeFrom>,
+    /// Train the model as a student of this teacher (`finetune distill`).
+    pub distill: Option<DistillArgs>,
 }
 
 fn load_split(task: Task, enc: &TextEncoder, path: &Path, labelled: bool, limit: Option<usize>) -> Result<(Vec<Example>, Encoded)> {
@@ -76,7 +79,13 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     let task = args.task;
     let out = &args.output_dir;
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
-    let model_dir = hub::resolve(&args.model_name_or_path)?;
+    if let Some(d) = &args.distill {
+        crate::train::distill::validate(d)?;
+    }
+    let model_dir = match &args.distill {
+        Some(d) => d.student(&args.model_name_or_path, out)?,
+        None => hub::resolve(&args.model_name_or_path)?,
+    };
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;
     cfg.refuse_quantized(&model_dir.join("config.json"))?;
     if let Some(n) = cfg.num_labels().filter(|&n| n != task.num_labels()) {
@@ -118,6 +127,9 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
             "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model.source_dir)?)?,
             "train_file_sha256": crate::train::resume::file_hash(&tsv("train"))?,
             "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
+            "distill": args.distill.as_ref().map(|d| Ok::<_, crate::error::Error>(json!({
+                "teacher_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&d.teacher)?)?, "alpha": d.alpha, "temperature": d.temperature,
+            }))).transpose()?,
         })
         .as_object()
         .cloned()
@@ -126,7 +138,16 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     let score = scorer(task);
     let eval_splits: Vec<(&str, &Encoded)> = evals.iter().map(|(s, e)| (s.key_suffix, e)).collect();
     let mut work = Work { model: &model, train: &train, evals: eval_splits.clone(), scorer: &score, eval_batch_size: args.per_device_eval_batch_size, best_dir: out.join("best_model") };
-    let summary = trainer::train(&model.vs, train.features.len(), &args.train, &mut work, &run)?;
+    let summary = match &args.distill {
+        None => trainer::train(&model.vs, train.features.len(), &args.train, &mut work, &run)?,
+        Some(d) => {
+            let texts: Vec<(&str, Option<&str>)> = train_examples.iter().map(|e| (e.text_a.as_str(), e.text_b.as_deref())).collect();
+            let teacher = teacher_logits(d, &model, &train, &texts, args.max_seq_length, args.per_device_eval_batch_size)?;
+            tracing::info!("teacher {}: logits of {} training examples computed", d.teacher.display(), train.features.len());
+            let mut work = DistillWork { inner: work, teacher, args: d };
+            trainer::train(&model.vs, train.features.len(), &args.train, &mut work, &run)?
+        }
+    };
     if args.load_best_model_at_end && summary.best.is_some() {
         checkpoint::load_into(&model.vs, &out.join("best_model"))?;
     }

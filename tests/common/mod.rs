@@ -47,3 +47,18 @@ pub fn temp_file(name: &str, content: &[u8]) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&p, content).unwrap();
     (dir, p)
 }
+
+/// A fine-tuned-looking classifier in `dir`: `model`'s encoder with a fresh head (seed 3),
+/// `labels`, `task` as its `finetuning_task`, `model`'s tokenizer.
+pub fn fine_tuned_classifier(model: &std::path::Path, dir: &std::path::Path, labels: &[&str], task: &str) {
+    use finetune::data::classify::ProblemType;
+    use finetune::model::{checkpoint, config::BertConfig};
+    let cfg = BertConfig::from_file(&model.join("config.json")).unwrap();
+    tch::manual_seed(3);
+    let (vs, _, _) = checkpoint::load_sequence_classifier(model, &cfg, labels.len() as i64, tch::Device::Cpu).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
+    let names: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    checkpoint::save_config(&cfg, Some(&names), ProblemType::SingleLabel, task, &dir.join("config.json")).unwrap();
+    checkpoint::copy_files(model, dir, checkpoint::TOKENIZER_FILES).unwrap();
+}
