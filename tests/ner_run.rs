@@ -73,6 +73,15 @@ fn ner_trains_saves_evaluates_resumes_and_predicts() {
     assert_eq!(again["eval_f1"], results["eval_f1"]);
     assert_eq!(std::fs::read_to_string(Path::new(&eval_dir).join("predictions.txt")).unwrap(), preds);
 
+    // Its int8 copy (`finetune quantize`) is scored by `ner eval` too.
+    let int8 = format!("{d}/int8");
+    finetune(&["quantize", "--model", full.to_str().unwrap(), "--output-dir", &int8]);
+    assert_eq!(json(&Path::new(&int8).join("config.json"))["quantization_config"]["quant_method"], "finetune_dynamic_int8");
+    let int8_eval = format!("{d}/int8-eval");
+    finetune(&["ner", "eval", "--model", &int8, "--file", &format!("{d}/dev.txt"), "--output-dir", &int8_eval]);
+    let scored = json(&Path::new(&int8_eval).join("eval_results.json"));
+    assert!(scored["eval_f1"].is_number() && scored["eval_accuracy"].as_f64().unwrap() > 0.0, "{scored}");
+
     // Killed after its step-3 checkpoint, resumed: the same model.
     let part = format!("{d}/part");
     run(&part, &steps);

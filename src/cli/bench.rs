@@ -110,6 +110,7 @@ pub fn run(b: BenchCli) -> Result<()> {
             let data_dir = b.data_dir.clone().ok_or_else(|| Error::Invalid("the glue preset needs --data-dir (or GLUE_DIR)".into()))?;
             let dir = hub::resolve(&b.model)?;
             let cfg = BertConfig::from_file(&dir.join("config.json"))?;
+            cfg.refuse_quantized(&dir.join("config.json"))?;
             let enc = TextEncoder::new(load_tokenizer(&dir)?, seq as usize)?;
             let n = (b.steps + b.warmup) * batch as usize;
             let mut examples = glue::read_labelled(task, &task.task_dir(&data_dir).join("train.tsv"))?;

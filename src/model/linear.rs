@@ -16,7 +16,9 @@ pub const SCALE_SUFFIX: &str = "weight_scale";
 
 #[derive(Debug)]
 pub struct Linear {
-    /// Float weights [out, in]; in an int8 layer, the int8 values held as floats (exactly).
+    /// Float weights [out, in]; in an int8 layer, the int8 values held as floats (exactly), so
+    /// that the checkpoint loader fills them like any other variable. The packed copy is what
+    /// runs; these stay for saving and inspection, at four bytes a weight in memory.
     pub ws: Tensor,
     pub bs: Option<Tensor>,
     int8: Option<Int8>,
