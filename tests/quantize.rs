@@ -97,6 +97,8 @@ fn a_quantized_classifier_predicts_close_to_its_float_model_and_cannot_be_traine
     assert!(rel < 0.01, "fp16 logits {h} vs float {f}");
 
     // Bad inputs.
+    let err = quantize(&float_dir, &float_dir, QuantDtype::Int8).unwrap_err().to_string();
+    assert!(err.contains("already holds a model"), "{err}");
     let err = quantize(&int8_dir, &tmp.path().join("again"), QuantDtype::Int8).unwrap_err().to_string();
     assert!(err.contains("already int8"), "{err}");
     let err = quantize(&model, &tmp.path().join("base"), QuantDtype::Int8).unwrap_err().to_string();

@@ -41,6 +41,9 @@ pub fn quantize(src: &Path, out: &Path, dtype: QuantDtype) -> Result<QuantizeRep
     if cfg.is_quantized() {
         return Err(Error::file(&cfg_path, "this model is already int8"));
     }
+    if crate::model::checkpoint::weights_file(out).is_ok() {
+        return Err(Error::file(out, "already holds a model: choose another --output-dir (quantize never overwrites one)"));
+    }
     let float = load_float(src, &cfg)?;
     let mut named: Vec<(String, Tensor)> = float.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
