@@ -5,8 +5,9 @@
 use crate::data::batch::Labels;
 use crate::data::glue::{read_labelled, Task};
 use crate::error::{Error, Result};
-use crate::eval::glue::{objective, score, Predictions};
 use crate::data::tokenize::Features;
+use crate::eval::glue::{objective, score, Predictions};
+use crate::eval::stats::percentile;
 use crate::infer::Classifier;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -71,17 +72,14 @@ pub fn run(models: &[PathBuf], args: &InferBenchArgs) -> Result<Vec<InferBenchRo
             Predictions::Classes(preds.iter().map(|p| p.label_id.unwrap_or(0)).collect())
         };
         let metrics = score(args.task, &predicted, &gold);
-        let dir = &model.model_dir;
-        let weights = crate::model::checkpoint::weights_file(dir)?;
-        let suffix = format!(".{}", crate::model::linear::SCALE_SUFFIX);
-        let parameters = crate::model::checkpoint::read_safetensors(&weights)?.iter().filter(|(n, _)| !n.ends_with(&suffix)).map(|(_, t)| t.numel() as i64).sum();
+        let weights = crate::model::checkpoint::weights_file(&model.model_dir)?;
         Ok(InferBenchRow {
-            model: dir.clone(),
-            int8: crate::model::config::BertConfig::from_file(&dir.join("config.json"))?.is_quantized(),
+            model: model.model_dir.clone(),
+            int8: model.quantized,
             file_bytes: std::fs::metadata(&weights).map_err(|e| Error::file(&weights, e.to_string()))?.len(),
-            parameters,
-            latency_p50_ms: quantile(&lat, 0.5),
-            latency_p99_ms: quantile(&lat, 0.99),
+            parameters: model.parameters(),
+            latency_p50_ms: percentile(&lat, 50.0),
+            latency_p99_ms: percentile(&lat, 99.0),
             throughput,
             metric: objective(&metrics),
             metrics,
@@ -103,16 +101,6 @@ fn load(dir: &Path, args: &InferBenchArgs, inputs: &[crate::infer::Input]) -> Re
     }
     model.predict_features(&features[..features.len().min(args.batch_size)], args.batch_size)?;
     Ok((model, features))
-}
-
-/// The `q` quantile of sorted values, linearly interpolated (numpy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// The rows as a markdown table, each ratio against the first model.

@@ -122,7 +122,7 @@ pub fn batched_logits(
 }
 
 pub struct Classifier {
-    _vs: VarStore,
+    vs: VarStore,
     net: SequenceClassifier,
     pub encoder: TextEncoder,
     /// Label names by id; `None` for regression.
@@ -134,6 +134,8 @@ pub struct Classifier {
     pub model_dir: PathBuf,
     pub task: Option<String>,
     pub device: Device,
+    /// Int8 Linear layers (`finetune quantize`).
+    pub quantized: bool,
 }
 
 /// An argument the model was fine-tuned with, from the run's `run_config.json` when the model
@@ -148,23 +150,15 @@ impl Classifier {
     pub fn load(dir: &Path, max_seq_length: Option<usize>, device: Device) -> Result<Self> {
         let cfg_path = dir.join("config.json");
         let cfg = BertConfig::from_file(&cfg_path)?;
-        let id2label = cfg.id2label.clone().ok_or_else(|| {
+        let labels = cfg.labels_by_id(&cfg_path)?.ok_or_else(|| {
             Error::file(&cfg_path, "no `id2label`: not a fine-tuned classifier (fine-tune it with `finetune glue` first)")
         })?;
         let problem = match cfg.problem_type.as_deref() {
             Some(p) => p.parse().map_err(|_| Error::file(&cfg_path, format!("problem_type `{p}`; expected single_label_classification, multi_label_classification or regression")))?,
-            None if id2label.len() == 1 => ProblemType::Regression,
+            None if labels.len() == 1 => ProblemType::Regression,
             None => ProblemType::SingleLabel,
         };
         let regression = problem == ProblemType::Regression;
-        let mut labels: Vec<(i64, String)> = id2label
-            .iter()
-            .map(|(k, v)| k.parse::<i64>().map(|k| (k, v.clone())).map_err(|_| Error::file(&cfg_path, format!("id2label key `{k}` is not an integer"))))
-            .collect::<Result<_>>()?;
-        labels.sort();
-        if labels.iter().enumerate().any(|(i, (k, _))| *k != i as i64) {
-            return Err(Error::file(&cfg_path, "id2label ids must be 0..num_labels-1"));
-        }
         let num_labels = labels.len() as i64;
         let (vs, net, report) = crate::model::checkpoint::load_sequence_classifier(dir, &cfg, num_labels, device)?;
         if !report.newly_initialised.is_empty() {
@@ -172,20 +166,27 @@ impl Classifier {
         }
         let max_seq_length = max_seq_length.or_else(|| trained_arg(dir, "max_seq_length")?.as_u64().map(|n| n as usize)).unwrap_or(128);
         Ok(Classifier {
-            _vs: vs,
+            vs,
             net,
             encoder: {
                 cfg.check_seq_length(max_seq_length, &cfg_path)?;
                 TextEncoder::new(load_tokenizer(dir)?, max_seq_length)?
             },
-            labels: (!regression).then(|| labels.into_iter().map(|(_, n)| n).collect()),
+            labels: (!regression).then_some(labels),
             problem,
             threshold: trained_arg(dir, "threshold").and_then(|v| v.as_f64()).unwrap_or(0.5),
             max_seq_length,
             model_dir: dir.into(),
             task: cfg.extra.get("finetuning_task").and_then(Value::as_str).map(str::to_string),
             device,
+            quantized: cfg.is_quantized(),
         })
+    }
+
+    /// Parameters of the loaded model (an int8 layer's scales not counted).
+    pub fn parameters(&self) -> i64 {
+        let scale = format!(".{}", crate::model::linear::SCALE_SUFFIX);
+        self.vs.variables().iter().filter(|(n, _)| !n.ends_with(&scale)).map(|(_, t)| t.numel() as i64).sum()
     }
 
     pub fn encode(&self, inputs: &[Input]) -> Result<Vec<Features>> {

@@ -57,8 +57,7 @@ pub struct Entity {
 
 /// Label names by id from a fine-tuned config's `id2label`.
 fn config_labels(cfg: &BertConfig, dir: &Path) -> Result<Vec<String>> {
-    let map = cfg.id2label.as_ref().ok_or_else(|| Error::file(dir.join("config.json"), "no id2label: not a fine-tuned token classifier"))?;
-    (0..map.len()).map(|i| map.get(&i.to_string()).cloned().ok_or_else(|| Error::file(dir.join("config.json"), format!("id2label lacks id {i}")))).collect()
+    cfg.labels_by_id(&dir.join("config.json"))?.ok_or_else(|| Error::file(dir.join("config.json"), "no id2label: not a fine-tuned token classifier"))
 }
 
 impl NerModel {

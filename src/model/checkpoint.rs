@@ -21,9 +21,14 @@ pub struct LoadReport {
     pub unused: Vec<String>,
 }
 
+/// Whether a variable belongs to a fine-tuned model's task head (every family's names).
+pub fn is_task_head(name: &str) -> bool {
+    ["classifier.", "pre_classifier.", "qa_outputs.", "head."].iter().any(|p| name.starts_with(p))
+}
+
 /// Variables a base checkpoint may lack: the task head (and the pooler, as transformers allows).
 fn may_be_new(name: &str) -> bool {
-    ["classifier.", "pre_classifier.", "qa_outputs.", "head."].iter().any(|p| name.starts_with(p)) || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
+    is_task_head(name) || name.ends_with("pooler.dense.weight") || name.ends_with("pooler.dense.bias")
 }
 
 /// Maps a checkpoint name onto our (HF `BertFor*` / `RobertaFor*`) variable names: an encoder
@@ -286,11 +291,12 @@ pub fn save_config(cfg: &BertConfig, labels: Option<&[String]>, problem: Problem
 pub const TOKENIZER_FILES: &[&str] =
     &["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spm.model", "sentencepiece.bpe.model"];
 
-/// Copies those of `names` that `src` holds into `dst`, atomically each.
+/// Copies those of `names` that `src` holds into `dst`, atomically each (nothing when they are
+/// the same folder).
 pub fn copy_files(src: &Path, dst: &Path, names: &[&str]) -> Result<()> {
     for f in names {
         let from = src.join(f);
-        if from.is_file() {
+        if from.is_file() && from != dst.join(f) {
             crate::io::write_atomic(&dst.join(f), &crate::io::read(&from)?)?;
         }
     }
@@ -305,11 +311,5 @@ pub fn save_tokenizer(tokenizer: &tokenizers::Tokenizer, source_dir: &Path, dir:
     tok.with_padding(None);
     let text = tok.to_string(true).map_err(|e| Error::Tokenizer(e.to_string()))?;
     crate::io::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
-    for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-        let src = source_dir.join(f);
-        if src.is_file() && src != dir.join(f) {
-            crate::io::write_atomic(&dir.join(f), &crate::io::read(&src)?)?;
-        }
-    }
-    Ok(())
+    copy_files(source_dir, dir, &["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"])
 }

@@ -518,6 +518,21 @@ impl BertConfig {
         Ok(())
     }
 
+    /// The label names by id of a fine-tuned config (`None` without `id2label`); its ids must be
+    /// 0..num_labels-1. `path` names the config in errors.
+    pub fn labels_by_id(&self, path: &Path) -> Result<Option<Vec<String>>> {
+        let Some(map) = &self.id2label else { return Ok(None) };
+        let mut labels: Vec<(i64, String)> = map
+            .iter()
+            .map(|(k, v)| k.parse::<i64>().map(|k| (k, v.clone())).map_err(|_| Error::file(path, format!("id2label key `{k}` is not an integer"))))
+            .collect::<Result<_>>()?;
+        labels.sort();
+        if labels.iter().enumerate().any(|(i, (k, _))| *k != i as i64) {
+            return Err(Error::file(path, "id2label ids must be 0..num_labels-1"));
+        }
+        Ok(Some(labels.into_iter().map(|(_, n)| n).collect()))
+    }
+
     /// `num_labels` recorded in a fine-tuned config (from `id2label`), if any.
     pub fn num_labels(&self) -> Option<i64> {
         self.id2label.as_ref().map(|m| m.len() as i64)

@@ -4,7 +4,7 @@
 //! 0..K-1. DistilBERT initialised its student this way (one layer in two, from the teacher), and
 //! found a random initialisation 3.7 GLUE points worse.
 use crate::error::{Error, Result};
-use crate::model::checkpoint::{copy_files, read_weights, write_safetensors, TOKENIZER_FILES};
+use crate::model::checkpoint::{copy_files, is_task_head, read_weights, write_safetensors, TOKENIZER_FILES};
 use crate::model::config::BertConfig;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ pub fn make_student(source: &Path, layers: &[usize], keep_head: bool, out: &Path
                     kept.push((format!("{before}.{i}.{after}"), t));
                 }
             }
-            None if !keep_head && is_head(&name) => {}
+            None if !keep_head && is_task_head(&name) => {}
             None => kept.push((name, t)),
         }
     }
@@ -65,9 +65,4 @@ pub fn make_student(source: &Path, layers: &[usize], keep_head: bool, out: &Path
     crate::io::write_json(&out.join("config.json"), &cfg.to_hf_json())?;
     copy_files(source, out, TOKENIZER_FILES)?;
     Ok(out.to_path_buf())
-}
-
-/// A fine-tuned model's task head (fresh in a student built from a base model).
-fn is_head(name: &str) -> bool {
-    ["classifier.", "pre_classifier.", "qa_outputs.", "head."].iter().any(|p| name.starts_with(p))
 }

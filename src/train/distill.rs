@@ -63,11 +63,7 @@ pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, text
     let cfg_path = dir.join("config.json");
     let cfg = BertConfig::from_file(&cfg_path)?;
     cfg.refuse_quantized(&cfg_path)?;
-    let labels: Option<Vec<String>> = cfg.id2label.as_ref().map(|m| {
-        let mut v: Vec<(i64, String)> = m.iter().map(|(k, v)| (k.parse().unwrap_or(i64::MAX), v.clone())).collect();
-        v.sort();
-        v.into_iter().map(|(_, n)| n).collect()
-    });
+    let labels = cfg.labels_by_id(&cfg_path)?;
     let want = student.labels.clone().unwrap_or_else(|| vec!["LABEL_0".into()]);
     if labels.as_ref() != Some(&want) {
         return Err(Error::file(&cfg_path, format!("the teacher's labels are {labels:?}; the student's task ({}) has {want:?}: distil from a teacher fine-tuned on the same task", student.task)));

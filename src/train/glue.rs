@@ -79,11 +79,11 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     let task = args.task;
     let out = &args.output_dir;
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
-    if let Some(d) = &args.distill {
-        crate::train::distill::validate(d)?;
-    }
     let model_dir = match &args.distill {
-        Some(d) => d.student(&args.model_name_or_path, out)?,
+        Some(d) => {
+            crate::train::distill::validate(d)?;
+            d.student(&args.model_name_or_path, out)?
+        }
         None => hub::resolve(&args.model_name_or_path)?,
     };
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;

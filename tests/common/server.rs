@@ -76,10 +76,6 @@ pub fn tiny_model(base: &Path, dir: &Path, vocab_size: usize) {
     let _net = SequenceClassifier::new(&vs.root(), &cfg, 2);
     checkpoint::save_safetensors(&vs, &dir.join("model.safetensors")).unwrap();
     checkpoint::save_config(&cfg, Some(&["neg".into(), "pos".into()]), ProblemType::SingleLabel, "toy", &dir.join("config.json")).unwrap();
-    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-        if base.join(f).is_file() {
-            std::fs::copy(base.join(f), dir.join(f)).unwrap();
-        }
-    }
+    checkpoint::copy_files(base, dir, checkpoint::TOKENIZER_FILES).unwrap();
 }
 
