@@ -1,11 +1,13 @@
-//! `finetune distill`: the distillation loss and its gradient equal PyTorch's on fixed logits
-//! (tools/make_kd_golden.py), the student takes exactly the mapped layers, and a distillation run
-//! trains a smaller student end to end; teachers that do not fit the task are clear errors.
+//! `finetune distill`: the distillation losses (sequence, token and span) and their gradients equal
+//! PyTorch's on fixed logits (tools/make_kd_golden.py), the student takes exactly the mapped layers,
+//! and distillation runs (GLUE, NER, SQuAD) train a smaller student end to end; teachers that do
+//! not fit the task are clear errors.
 mod common;
 use finetune::data::classify::ProblemType;
 use finetune::model::checkpoint::read_safetensors;
 use finetune::model::student::{default_layer_map, make_student};
-use finetune::train::distill::{kd_loss, DistillArgs, StudentInit};
+use finetune::train::distill::{DistillArgs, StudentInit, TeacherRows};
+use finetune::train::kd::{kd_loss, span_kd_loss, token_kd_loss};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::Tensor;
@@ -38,6 +40,66 @@ fn kd_loss_and_gradient_equal_pytorch() {
         let d = (student.grad() - t2(&c["grad"])).abs().max().double_value(&[]);
         assert!(d <= 1e-6, "{problem:?} alpha {alpha} T {t}: gradient differs by {d}");
     }
+}
+
+/// A nested JSON array of numbers as a tensor of its shape.
+fn tn(v: &serde_json::Value) -> Tensor {
+    fn walk(v: &serde_json::Value, shape: &mut Vec<i64>, depth: usize, out: &mut Vec<f64>) {
+        match v.as_array() {
+            Some(a) => {
+                if shape.len() == depth {
+                    shape.push(a.len() as i64);
+                }
+                a.iter().for_each(|x| walk(x, shape, depth + 1, out));
+            }
+            None => out.push(v.as_f64().unwrap()),
+        }
+    }
+    let (mut shape, mut data) = (Vec::new(), Vec::new());
+    walk(v, &mut shape, 0, &mut data);
+    Tensor::from_slice(&data).view(shape.as_slice())
+}
+
+fn close(got: &Tensor, want: &serde_json::Value, what: &str) {
+    let d = (got - tn(want)).abs().max().double_value(&[]);
+    assert!(d <= 1e-6, "{what}: differs from PyTorch by {d}");
+}
+
+#[test]
+fn token_and_span_kd_losses_and_gradients_equal_pytorch() {
+    let g = common::fixture("kd_golden.json");
+    let token = g["token_cases"].as_array().unwrap();
+    assert_eq!(token.len(), 4);
+    for c in token {
+        let (alpha, t) = (c["alpha"].as_f64().unwrap(), c["temperature"].as_f64().unwrap());
+        let student = tn(&c["student"]).set_requires_grad(true);
+        let loss = token_kd_loss(&student, &tn(&c["teacher"]), &tn(&c["labels"]).to_kind(tch::Kind::Int64), alpha, t);
+        close(&loss, &c["loss"], &format!("token loss alpha {alpha} T {t}"));
+        loss.backward();
+        close(&student.grad(), &c["grad"], &format!("token gradient alpha {alpha} T {t}"));
+    }
+    let span = g["span_cases"].as_array().unwrap();
+    assert_eq!(span.len(), 4);
+    for c in span {
+        let (alpha, t) = (c["alpha"].as_f64().unwrap(), c["temperature"].as_f64().unwrap());
+        let (start, end) = (tn(&c["start"]).set_requires_grad(true), tn(&c["end"]).set_requires_grad(true));
+        let long = |k: &str| tn(&c[k]).to_kind(tch::Kind::Int64);
+        let loss = span_kd_loss(&start, &end, &tn(&c["teacher_start"]), &tn(&c["teacher_end"]), &long("mask"), &long("start_positions"), &long("end_positions"), alpha, t);
+        close(&loss, &c["loss"], &format!("span loss alpha {alpha} T {t}"));
+        loss.backward();
+        close(&start.grad(), &c["grad_start"], &format!("span start gradient alpha {alpha} T {t}"));
+        close(&end.grad(), &c["grad_end"], &format!("span end gradient alpha {alpha} T {t}"));
+    }
+}
+
+#[test]
+fn teacher_rows_pad_each_example_to_the_batch_width() {
+    let parts = [Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]), Tensor::from_slice(&[5.0f32, 6.0]).view([1, 2]), Tensor::from_slice(&[7.0f32, 8.0, 9.0, 10.0, 11.0, 12.0]).view([3, 2])];
+    let rows = TeacherRows::new(&parts);
+    let b = rows.batch(&[2, 0, 1], 4, tch::Device::Cpu);
+    assert_eq!(b.size(), vec![3, 4, 2]);
+    let got: Vec<f32> = Vec::try_from(b.view([-1])).unwrap();
+    assert_eq!(got, vec![7., 8., 9., 10., 11., 12., 0., 0., 1., 2., 3., 4., 0., 0., 0., 0., 5., 6., 0., 0., 0., 0., 0., 0.]);
 }
 
 #[test]
@@ -145,4 +207,87 @@ fn a_distilled_student_trains_and_unfit_teachers_are_refused() {
     // α outside [0, 1].
     let args = DistillArgs { teacher: teacher.clone(), alpha: 1.5, temperature: 2.0, student_layers: None, layer_map: None, student_init: StudentInit::Base };
     assert!(finetune::train::distill::validate(&args).unwrap_err().to_string().contains("--alpha"));
+}
+
+const NER_TRAIN: &str = "EU I-ORG\nrejects O\nGerman I-MISC\ncall O\n\nPeter I-PER\nBlackburn I-PER\n\nBRUSSELS I-LOC\n1996-08-22 O\n\nThe O\nEuropean I-ORG\nCommission I-ORG\nsaid O\n\n";
+const NER_DEV: &str = "Peter I-PER\nvisited O\nBRUSSELS I-LOC\n\nThe O\nEuropean I-ORG\nCommission I-ORG\nand O\nGerman I-MISC\nfarmers O\n\n";
+
+/// A tiny SQuAD file: two questions on one paragraph.
+fn squad_json() -> String {
+    let context = "The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb.";
+    serde_json::json!({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": "q1", "question": "Who disagreed with the advice?", "answers": [{"text": "The European Commission", "answer_start": 0}]},
+        {"id": "q2", "question": "What should consumers shun?", "answers": [{"text": "British lamb", "answer_start": context.find("British").unwrap()}]},
+    ]}]}]})
+    .to_string()
+}
+
+fn run_finetune(args: &[&str]) -> (bool, String) {
+    let o = common::server::finetune().args(args).output().unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn ner_and_squad_students_distil_and_unfit_teachers_are_refused() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families/electra");
+    let model = model.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(p("train.txt"), NER_TRAIN).unwrap();
+    std::fs::write(p("dev.txt"), NER_DEV).unwrap();
+    std::fs::write(p("squad.json"), squad_json()).unwrap();
+    let (train, dev, squad) = (p("train.txt"), p("dev.txt"), p("squad.json"));
+    let ner = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["--train-file", &train, "--validation-file", &dev, "--output-dir", out, "--batch-size", "2", "--max-steps", "4", "--learning-rate", "1e-3", "--save-strategy", "no"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let qa = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["--train-file", &squad, "--dev-file", &squad, "--output-dir", out, "--batch-size", "2", "--max-steps", "3", "--max-seq-length", "24", "--doc-stride", "6", "--max-query-length", "8", "--save-strategy", "no"].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let go = |cmd: &[&str], a: Vec<String>| run_finetune(&cmd.iter().copied().chain(a.iter().map(String::as_str)).collect::<Vec<_>>());
+
+    let (ok, err) = go(&["ner", "--model", model], ner(&p("ner-teacher"), &[]));
+    assert!(ok, "{err}");
+    let kd = ["--teacher", &p("ner-teacher"), "--student-layers", "1", "--model", model];
+    let (ok, err) = go(&["distill", "ner"], ner(&p("ner-student"), &[&kd[..], &["--alpha", "0.7", "--temperature", "2"]].concat()));
+    assert!(ok, "{err}");
+    let student = tmp.path().join("ner-student");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(student.join("config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["num_hidden_layers"].as_i64(), cfg["architectures"][0].as_str()), (Some(1), Some("ElectraForTokenClassification")));
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(student.join("eval_results.json")).unwrap()).unwrap();
+    assert!(results["eval_f1"].is_number(), "{results}");
+    let rc: serde_json::Value = serde_json::from_slice(&std::fs::read(student.join("run_config.json")).unwrap()).unwrap();
+    assert_eq!(rc["args"]["distill"]["alpha"], 0.7);
+    // α = 0 is plain fine-tuning of the same student: the same losses, step for step, as `ner`
+    // on the student's initial weights; α > 0 changes them.
+    let (ok, err) = go(&["distill", "ner"], ner(&p("ner-alpha0"), &[&kd[..], &["--alpha", "0"]].concat()));
+    assert!(ok, "{err}");
+    let init = p("ner-alpha0/student_init");
+    let (ok, err) = go(&["ner", "--model", &init], ner(&p("ner-plain"), &[]));
+    assert!(ok, "{err}");
+    let losses = |run: &str| -> Vec<f64> {
+        std::fs::read_to_string(tmp.path().join(run).join("train_log.jsonl")).unwrap().lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["loss"].as_f64()).collect()
+    };
+    assert!(!losses("ner-plain").is_empty());
+    assert_eq!(losses("ner-alpha0"), losses("ner-plain"));
+    assert_ne!(losses("ner-student"), losses("ner-plain"));
+
+    let (ok, err) = go(&["squad", "--model", model], qa(&p("qa-teacher"), &[]));
+    assert!(ok, "{err}");
+    let (ok, err) = go(&["distill", "squad"], qa(&p("qa-student"), &["--teacher", &p("qa-teacher"), "--student-layers", "1", "--model", model]));
+    assert!(ok, "{err}");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("qa-student/config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["num_hidden_layers"].as_i64(), cfg["architectures"][0].as_str()), (Some(1), Some("ElectraForQuestionAnswering")));
+
+    // A teacher for another task.
+    let (ok, err) = go(&["distill", "squad"], qa(&p("qa-bad"), &["--teacher", &p("ner-teacher"), "--model", model]));
+    assert!(!ok && err.contains("fine-tuned on `ner`"), "{err}");
+    let (ok, err) = go(&["distill", "ner"], ner(&p("ner-bad"), &["--teacher", &p("qa-teacher"), "--model", model]));
+    assert!(!ok && err.contains("teacher's labels"), "{err}");
+    // Other tags.
+    let (ok, err) = go(&["distill", "ner"], ner(&p("ner-bad2"), &["--teacher", &p("ner-teacher"), "--model", model, "--label-list", "O,B-PER,I-PER,B-LOC,I-LOC,B-ORG,I-ORG,B-MISC,I-MISC"]));
+    assert!(!ok && err.contains("teacher's labels"), "{err}");
 }

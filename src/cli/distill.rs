@@ -1,19 +1,50 @@
-//! `finetune distill`: the GLUE job with a fine-tuned teacher — the student (`--model`, or
+//! `finetune distill`: a task job with a fine-tuned teacher — the student (`--model`, or
 //! `--student-layers K` of it or of the teacher) trained on (1 − α)·task loss + α·T²·KL to the
-//! teacher's softened outputs. Every `glue` flag works as it does there.
+//! teacher's softened outputs. GLUE by default (every `glue` flag works as it does there);
+//! `distill ner` and `distill squad` take the `ner` and `squad` jobs' flags.
 use super::glue::{run_with, GlueCli};
+use super::ner::NerTrainCli;
+use super::squad::SquadTrainCli;
 use crate::error::Result;
 use crate::train::distill::{DistillArgs, StudentInit};
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct DistillCli {
+    #[command(subcommand)]
+    pub action: Option<DistillTask>,
     #[command(flatten)]
     pub glue: GlueCli,
+    #[command(flatten)]
+    pub kd: KdCli,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DistillTask {
+    /// Token classification: a `finetune ner` teacher; the `ner` job's flags.
+    Ner {
+        #[command(flatten)]
+        ner: NerTrainCli,
+        #[command(flatten)]
+        kd: KdCli,
+    },
+    /// Extractive QA: a `finetune squad` teacher; the `squad` job's flags.
+    Squad {
+        #[command(flatten)]
+        squad: SquadTrainCli,
+        #[command(flatten)]
+        kd: KdCli,
+    },
+}
+
+/// The teacher, the student's layers and the loss, for every task.
+#[derive(Args, Debug)]
+pub struct KdCli {
     /// The fine-tuned teacher's model directory (same task, labels and tokenizer as the student).
-    #[arg(long)]
-    pub teacher: PathBuf,
+    #[arg(long, required = true)]
+    pub teacher: Option<PathBuf>,
     /// Build the student from K transformer layers of `--model` (or of the teacher, with
     /// `--student-init teacher`), evenly spaced unless `--layer-map` says which.
     #[arg(long)]
@@ -31,7 +62,17 @@ pub struct DistillCli {
     pub temperature: f64,
 }
 
+impl KdCli {
+    fn args(self) -> Result<DistillArgs> {
+        let teacher = self.teacher.ok_or_else(|| crate::error::Error::Invalid("`finetune distill` needs --teacher".into()))?;
+        Ok(DistillArgs { teacher, alpha: self.alpha, temperature: self.temperature, student_layers: self.student_layers, layer_map: self.layer_map, student_init: self.student_init })
+    }
+}
+
 pub fn run(d: DistillCli) -> Result<()> {
-    let distill = DistillArgs { teacher: d.teacher, alpha: d.alpha, temperature: d.temperature, student_layers: d.student_layers, layer_map: d.layer_map, student_init: d.student_init };
-    run_with(d.glue, Some(distill))
+    match d.action {
+        None => run_with(d.glue, Some(d.kd.args()?)),
+        Some(DistillTask::Ner { ner, kd }) => super::ner::train(ner, Some(kd.args()?)),
+        Some(DistillTask::Squad { squad, kd }) => super::squad::train(squad, Some(kd.args()?)),
+    }
 }

@@ -19,18 +19,18 @@ pub enum BaselineArg {
 pub struct GlueCli {
     /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (case and dashes ignored), or
     /// `all`: every task whose files are in --data-dir, each in <output-dir>/<task>/.
-    #[arg(long)]
-    pub task: String,
+    #[arg(long, required = true)]
+    pub task: Option<String>,
     #[command(flatten)]
     pub seeds: SeedsCli,
     /// Model directory or Hugging Face hub id.
     #[arg(long = "model", alias = "model-name-or-path", default_value = DEFAULT_MODEL)]
     pub model: String,
     /// GLUE root (holding RTE/, MRPC/, ...) or a task folder. Default: $GLUE_DIR.
-    #[arg(long, env = "GLUE_DIR")]
-    pub data_dir: PathBuf,
-    #[arg(long)]
-    pub output_dir: PathBuf,
+    #[arg(long, env = "GLUE_DIR", required = true)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, required = true)]
+    pub output_dir: Option<PathBuf>,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
     #[arg(long, default_value_t = 128)]
@@ -51,14 +51,15 @@ pub struct GlueCli {
 }
 
 impl GlueCli {
-    pub fn into_args(self, task: Task) -> Result<GlueArgs> {
+    /// The arguments of one task's run into `output_dir`.
+    pub fn into_args(self, task: Task, data_dir: PathBuf, output_dir: PathBuf) -> Result<GlueArgs> {
         let (mut train, resume) = self.training.into_args(2e-5, 32, task.default_epochs())?;
         let device = self.run.device.apply(&mut train)?;
         Ok(GlueArgs {
             task,
             model_name_or_path: self.model,
-            data_dir: self.data_dir,
-            output_dir: self.output_dir,
+            data_dir,
+            output_dir,
             max_seq_length: self.max_seq_length,
             per_device_eval_batch_size: self.eval_batch_size,
             train,
@@ -82,22 +83,25 @@ pub fn run(g: GlueCli) -> Result<()> {
 /// [`run`], each run a student of `distill`'s teacher when given (`finetune distill`).
 pub fn run_with(g: GlueCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
-    let tasks: Vec<(Task, PathBuf)> = if g.task.eq_ignore_ascii_case("all") {
-        let (present, missing): (Vec<Task>, Vec<Task>) = Task::ALL.into_iter().partition(|t| t.has_data(&g.data_dir));
+    let need = |v: Option<PathBuf>, flag: &str| v.ok_or_else(|| Error::Invalid(format!("`finetune glue` needs {flag}")));
+    let (data_dir, output_dir) = (need(g.data_dir.clone(), "--data-dir")?, need(g.output_dir.clone(), "--output-dir")?);
+    let task_arg = g.task.clone().ok_or_else(|| Error::Invalid("`finetune glue` needs --task".into()))?;
+    let tasks: Vec<(Task, PathBuf)> = if task_arg.eq_ignore_ascii_case("all") {
+        let (present, missing): (Vec<Task>, Vec<Task>) = Task::ALL.into_iter().partition(|t| t.has_data(&data_dir));
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|t| t.name()).collect();
-            eprintln!("--task all: no data in {} for {}; skipped", g.data_dir.display(), names.join(", "));
+            eprintln!("--task all: no data in {} for {}; skipped", data_dir.display(), names.join(", "));
         }
         if present.is_empty() {
-            return Err(Error::file(&g.data_dir, "no GLUE task's train and dev files found"));
+            return Err(Error::file(&data_dir, "no GLUE task's train and dev files found"));
         }
-        present.into_iter().map(|t| (t, g.output_dir.join(t.name()))).collect()
+        present.into_iter().map(|t| (t, output_dir.join(t.name()))).collect()
     } else {
-        vec![(g.task.parse()?, g.output_dir.clone())]
+        vec![(task_arg.parse()?, output_dir)]
     };
     let seeds = g.seeds.list(g.training.seed);
     for (task, out) in tasks {
-        let mut args = GlueCli { output_dir: out.clone(), ..g.clone() }.into_args(task)?;
+        let mut args = g.clone().into_args(task, data_dir.clone(), out.clone())?;
         args.distill = distill.clone();
         let results = run_seeds(seeds.as_deref(), &out, |sweep| {
             let mut a = args.clone();

@@ -65,7 +65,8 @@ pub enum Command {
     Image(image::ImageCli),
     /// Split a SQuAD file into train.json and dev.json by whole articles.
     SquadSplit(squad::SquadSplitCli),
-    /// Distil a fine-tuned teacher into a student (fewer layers) on a GLUE task.
+    /// Distil a fine-tuned teacher into a student (fewer layers) on a GLUE task (`distill ner`,
+    /// `distill squad` for the other text tasks).
     Distill(distill::DistillCli),
     /// Make a fine-tuned model smaller for shipping: int8 Linear layers (dynamic quantization),
     /// or fp16/bf16 weights.

@@ -7,6 +7,7 @@ use crate::data::conll::ReadOptions;
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
 use crate::train::args::ResumeFrom;
+use crate::train::distill::DistillArgs;
 use crate::train::ner::NerArgs;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -117,11 +118,13 @@ pub fn run(n: NerCli) -> Result<()> {
             eprintln!("predictions written to {}", out.join("predictions.txt").display());
             Ok(())
         }
-        None => train(n.train),
+        None => train(n.train, None),
     }
 }
 
-fn train(t: NerTrainCli) -> Result<()> {
+/// Trains over the seeds, each run a student of `distill`'s teacher when given (`finetune distill
+/// ner`).
+pub fn train(t: NerTrainCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
     let seeds = t.seeds.list(t.training.seed);
     // run_ner.py's defaults: Trainer's learning rate, batch size and epochs.
@@ -145,9 +148,11 @@ fn train(t: NerTrainCli) -> Result<()> {
         max_train_samples: t.run.max_train_samples,
         max_eval_samples: t.run.max_eval_samples,
         resume,
+        distill,
     };
     let out = args.output_dir.clone();
     let results = match t.baseline.as_deref() {
+        Some(_) if args.distill.is_some() => return Err(Error::Invalid("--baseline scores a baseline; there is nothing to distil".into())),
         Some("lexicon") => serde_json::Value::Object(crate::train::ner::run_baseline(&args)?),
         Some(other) => return Err(Error::Invalid(format!("--baseline `{other}`; expected lexicon"))),
         None => run_seeds(seeds.as_deref(), &out, |sweep| {

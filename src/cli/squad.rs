@@ -4,6 +4,7 @@
 use super::flags::{install_interrupts, parse_device, RunCli, TrainCli};
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
+use crate::train::distill::DistillArgs;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -129,11 +130,12 @@ pub fn run(s: SquadCli) -> Result<()> {
             })).expect("JSON serialises"));
             Ok(())
         }
-        None => train(s.train),
+        None => train(s.train, None),
     }
 }
 
-fn train(t: SquadTrainCli) -> Result<()> {
+/// Trains, as a student of `distill`'s teacher when given (`finetune distill squad`).
+pub fn train(t: SquadTrainCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
     let (mut train, resume) = t.training.into_args(3e-5, 12, 2.0)?;
     let device = t.run.device.apply(&mut train)?;
@@ -156,6 +158,7 @@ fn train(t: SquadTrainCli) -> Result<()> {
         max_train_samples: t.run.max_train_samples,
         max_eval_samples: t.run.max_eval_samples,
         resume,
+        distill,
     };
     let results = crate::train::squad::run(&args)?;
     println!("{}", serde_json::to_string_pretty(&results).expect("JSON serialises"));

@@ -1,18 +1,20 @@
 //! Knowledge distillation (`finetune distill`): a student trained on the task's labels and on a
-//! fine-tuned teacher's outputs, loss (1 − α)·task loss + α·T²·KL(teacher ‖ student) at
-//! temperature T (Hinton et al. 2015; Patient-KD), or for regression (1 − α)·MSE(label) +
-//! α·MSE(teacher). The teacher's logits over the training set are computed once, before the first
-//! step (dropout off), and each batch takes its rows: the teacher costs one pass, not one per
-//! epoch. The student is the GLUE job's model; everything else of the run (seeds, data order,
-//! evaluation, checkpoints and resume, devices) is the GLUE job's.
-use crate::data::classify::ProblemType;
+//! fine-tuned teacher's outputs (the losses: `train::kd`). The teacher's outputs over the training
+//! set are computed once, before the first step (dropout off), and each batch takes its rows: the
+//! teacher costs one pass, not one per epoch. What is shared by the tasks lives here — the
+//! arguments, the student's initial weights, the checks that a teacher fits the student's task
+//! and reads the same token ids, per-example outputs of varying length — with the GLUE workload;
+//! NER's and SQuAD's distillation sit in their jobs. Everything else of a run (seeds, data order,
+//! evaluation, checkpoints and resume, devices) is the task job's.
+use crate::data::tokenize::Features;
 use crate::error::{Error, Result};
 use crate::model::checkpoint::load_sequence_classifier;
 use crate::model::config::BertConfig;
+use crate::train::kd::kd_loss;
 use crate::train::seq_cls::{Encoded, Model, Work};
 use crate::train::trainer::{Evaluation, Workload};
 use std::path::{Path, PathBuf};
-use tch::{Kind, Reduction, Tensor};
+use tch::Tensor;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DistillArgs {
@@ -29,62 +31,83 @@ pub struct DistillArgs {
     pub student_init: StudentInit,
 }
 
-/// The distillation loss of a batch: `student` and `teacher` logits [batch, labels], `labels` the
-/// gold class ids (or values, for regression).
-pub fn kd_loss(student: &Tensor, teacher: &Tensor, labels: &Tensor, problem: ProblemType, alpha: f64, temperature: f64) -> Tensor {
-    match problem {
-        ProblemType::Regression => {
-            let s = student.squeeze_dim(-1);
-            let hard = s.mse_loss(&labels.to_kind(s.kind()), Reduction::Mean);
-            let soft = s.mse_loss(&teacher.squeeze_dim(-1).to_kind(s.kind()), Reduction::Mean);
-            hard * (1.0 - alpha) + soft * alpha
-        }
-        _ => {
-            let hard = student.cross_entropy_for_logits(labels);
-            let t = temperature;
-            // float32 (as the CE under autocast), or double where the logits are.
-            let k = if student.kind() == Kind::Double { Kind::Double } else { Kind::Float };
-            let log_s = (student / t).log_softmax(-1, k);
-            let p_t = (teacher.to_kind(k) / t).softmax(-1, k);
-            // KL(p_t ‖ p_s) summed over labels, averaged over the batch (F.kl_div's batchmean);
-            // xlogy makes 0·log 0 = 0 where the teacher is certain.
-            let kl = (p_t.xlogy(&p_t) - &p_t * log_s).sum(k) / student.size()[0] as f64;
-            hard * (1.0 - alpha) + kl * (alpha * t * t)
-        }
-    }
-}
-
-/// The teacher's logits over the training set, after checking that it fits the student's task:
-/// the same labels in the same order, the same task when it names one, and the same tokenizer
-/// (its ids of every training example equal the student's, or the two models read different
-/// inputs).
-pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, texts: &[(&str, Option<&str>)], max_seq_length: usize, batch_size: usize) -> Result<Tensor> {
-    let dir = &args.teacher;
+/// The teacher's `config.json`, checked against the student's task: not quantized, its labels in
+/// id order equal to `want` (`None`: a head without labels, QA), the same task when it names one.
+pub fn teacher_config(dir: &Path, want: Option<&[String]>, task: &str) -> Result<BertConfig> {
     let cfg_path = dir.join("config.json");
     let cfg = BertConfig::from_file(&cfg_path)?;
     cfg.refuse_quantized(&cfg_path)?;
-    let labels = cfg.labels_by_id(&cfg_path)?;
-    let want = student.labels.clone().unwrap_or_else(|| vec!["LABEL_0".into()]);
-    if labels.as_ref() != Some(&want) {
-        return Err(Error::file(&cfg_path, format!("the teacher's labels are {labels:?}; the student's task ({}) has {want:?}: distil from a teacher fine-tuned on the same task", student.task)));
+    if let Some(want) = want {
+        let labels = cfg.labels_by_id(&cfg_path)?;
+        if labels.as_deref() != Some(want) {
+            return Err(Error::file(&cfg_path, format!("the teacher's labels are {labels:?}; the student's task ({task}) has {want:?}: distil from a teacher fine-tuned on the same task")));
+        }
     }
-    if let Some(task) = cfg.extra.get("finetuning_task").and_then(|t| t.as_str()).filter(|t| !t.eq_ignore_ascii_case(&student.task)) {
-        return Err(Error::file(&cfg_path, format!("the teacher was fine-tuned on `{task}`, the student trains on `{}`", student.task)));
+    if let Some(t) = cfg.extra.get("finetuning_task").and_then(|t| t.as_str()).filter(|t| !t.eq_ignore_ascii_case(task)) {
+        return Err(Error::file(&cfg_path, format!("the teacher was fine-tuned on `{t}`, the student trains on `{task}`")));
     }
-    let encoder = crate::data::tokenize::TextEncoder::new(crate::data::tokenize::load_tokenizer(dir)?, max_seq_length)?;
-    let ids = encoder.encode(texts.iter().copied())?;
-    if let Some(i) = (0..ids.len()).find(|&i| ids[i].input_ids != train.features[i].input_ids) {
+    Ok(cfg)
+}
+
+/// The teacher's tokenizer must give every training example the student's token ids, or the two
+/// models read different inputs.
+pub fn check_same_ids(dir: &Path, teacher: &[impl AsRef<Features>], student: &[impl AsRef<Features>], vocab_sizes: (i64, i64)) -> Result<()> {
+    fn ids(f: &[impl AsRef<Features>], i: usize) -> Option<&[i64]> {
+        f.get(i).map(|x| x.as_ref().input_ids.as_slice())
+    }
+    if let Some(i) = (0..teacher.len().max(student.len())).find(|&i| ids(teacher, i) != ids(student, i)) {
         return Err(Error::file(
             dir,
-            format!("the teacher's tokenizer reads training example {i} as other token ids than the student's: distillation needs one vocabulary (teacher vocab_size {}, student {})", cfg.vocab_size, student.cfg.vocab_size),
+            format!("the teacher's tokenizer reads training example {i} as other token ids than the student's: distillation needs one vocabulary (teacher vocab_size {}, student {})", vocab_sizes.0, vocab_sizes.1),
         ));
     }
+    Ok(())
+}
+
+/// The teacher's logits over the GLUE training set, after `teacher_config`'s and
+/// `check_same_ids`' checks.
+pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, texts: &[(&str, Option<&str>)], max_seq_length: usize, batch_size: usize) -> Result<Tensor> {
+    let dir = &args.teacher;
+    let want = student.labels.clone().unwrap_or_else(|| vec!["LABEL_0".into()]);
+    let cfg = teacher_config(dir, Some(&want), &student.task)?;
+    let encoder = crate::data::tokenize::TextEncoder::new(crate::data::tokenize::load_tokenizer(dir)?, max_seq_length)?;
+    check_same_ids(dir, &encoder.encode(texts.iter().copied())?, &train.features, (cfg.vocab_size, student.cfg.vocab_size))?;
     let (vs, net, report) = load_sequence_classifier(dir, &cfg, want.len() as i64, student.vs.device())?;
     if !report.newly_initialised.is_empty() {
         return Err(Error::file(dir, format!("the teacher's weights lack {:?}: not a fine-tuned model", report.newly_initialised)));
     }
     let teacher = Model { vs, net, cfg, source_dir: dir.clone(), encoder, labels: student.labels.clone(), task: student.task.clone(), pad_to_multiple_of: student.pad_to_multiple_of };
     Ok(teacher.logits(&train.features, batch_size))
+}
+
+/// Per-example teacher outputs whose length is the example's token count (`[len, C]` each: a
+/// token classifier's logits, a QA model's start and end logits), kept as one `[Σ len, C]`
+/// matrix on the CPU.
+pub struct TeacherRows {
+    rows: Tensor,
+    offsets: Vec<i64>,
+}
+
+impl TeacherRows {
+    pub fn new(parts: &[Tensor]) -> TeacherRows {
+        let mut offsets = vec![0];
+        for p in parts {
+            offsets.push(offsets.last().copied().unwrap_or(0) + p.size()[0]);
+        }
+        TeacherRows { rows: Tensor::cat(parts, 0), offsets }
+    }
+
+    /// `[indices.len(), width, C]` on `device`, zeros past each example's length.
+    pub fn batch(&self, indices: &[usize], width: i64, device: tch::Device) -> Tensor {
+        let padded: Vec<Tensor> = indices
+            .iter()
+            .map(|&i| {
+                let (a, b) = (self.offsets[i], self.offsets[i + 1]);
+                self.rows.narrow(0, a, b - a).constant_pad_nd([0, 0, 0, width - (b - a)])
+            })
+            .collect();
+        Tensor::stack(&padded, 0).to_device(device)
+    }
 }
 
 /// The GLUE workload with the teacher's logits appended to each batch and the distillation loss.
@@ -122,6 +145,13 @@ impl Workload for DistillWork<'_> {
     }
 }
 
+/// What of a distillation a resumed run must share with the interrupted one (`null` without).
+pub fn fingerprint(d: Option<&DistillArgs>) -> Result<serde_json::Value> {
+    let Some(d) = d else { return Ok(serde_json::Value::Null) };
+    let teacher = crate::train::resume::file_hash(&crate::model::checkpoint::weights_file(&d.teacher)?)?;
+    Ok(serde_json::json!({ "teacher_weights_sha256": teacher, "alpha": d.alpha, "temperature": d.temperature }))
+}
+
 /// Checks α and T.
 pub fn validate(args: &DistillArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.alpha) {
@@ -147,6 +177,7 @@ impl DistillArgs {
     /// The student's model directory: `model` as it is, or K of its layers (`student_init base`)
     /// or of the teacher's (`teacher`) written to `out/student_init`.
     pub fn student(&self, model: &str, out: &Path) -> Result<PathBuf> {
+        validate(self)?;
         let source = match self.student_init {
             StudentInit::Teacher => self.teacher.clone(),
             StudentInit::Base => crate::model::hub::resolve(model)?,

@@ -80,10 +80,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
     let model_dir = match &args.distill {
-        Some(d) => {
-            crate::train::distill::validate(d)?;
-            d.student(&args.model_name_or_path, out)?
-        }
+        Some(d) => d.student(&args.model_name_or_path, out)?,
         None => hub::resolve(&args.model_name_or_path)?,
     };
     let cfg = BertConfig::from_file(&model_dir.join("config.json"))?;
@@ -127,9 +124,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
             "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model.source_dir)?)?,
             "train_file_sha256": crate::train::resume::file_hash(&tsv("train"))?,
             "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
-            "distill": args.distill.as_ref().map(|d| Ok::<_, crate::error::Error>(json!({
-                "teacher_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&d.teacher)?)?, "alpha": d.alpha, "temperature": d.temperature,
-            }))).transpose()?,
+            "distill": crate::train::distill::fingerprint(args.distill.as_ref())?,
         })
         .as_object()
         .cloned()

@@ -7,6 +7,7 @@ pub mod image;
 pub mod cost;
 pub mod distill;
 pub mod interrupt;
+pub mod kd;
 pub mod log;
 pub mod ner;
 pub mod optim;

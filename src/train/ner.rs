@@ -13,6 +13,8 @@ use crate::infer::ner::NerModel;
 use crate::model::checkpoint;
 use crate::model::hub;
 use crate::train::args::{ResumeFrom, TrainArgs};
+use crate::train::distill::{self, DistillArgs, TeacherRows};
+use crate::train::kd::token_kd_loss;
 use crate::train::trainer::{self, Evaluation, RunContext, Workload};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub struct NerArgs {
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
     pub resume: Option<ResumeFrom>,
+    /// Train the model as a student of this teacher (`finetune distill ner`).
+    pub distill: Option<DistillArgs>,
 }
 
 /// The default `max_seq_length`: tokenizer_config.json's `model_max_length` when the positions
@@ -54,6 +58,8 @@ struct NerWork<'a> {
     dev: &'a [NerFeature],
     args: &'a NerArgs,
     best_dir: PathBuf,
+    /// The teacher's logits of every training feature, when distilling.
+    teacher: Option<(TeacherRows, &'a DistillArgs)>,
 }
 
 impl Workload for NerWork<'_> {
@@ -68,11 +74,19 @@ impl Workload for NerWork<'_> {
         let width = b.input_ids.size()[1] as usize;
         let labels: Vec<i64> = indices.iter().flat_map(|&i| self.train[i].labels.iter().copied().chain(std::iter::repeat(IGNORE)).take(width)).collect();
         let labels = upload(Tensor::from_slice(&labels).view([indices.len() as i64, width as i64]), device);
-        Ok(vec![b.input_ids, b.token_type_ids, b.attention_mask, labels])
+        let mut b = vec![b.input_ids, b.token_type_ids, b.attention_mask, labels];
+        if let Some((t, _)) = &self.teacher {
+            b.push(t.batch(indices, width as i64, device));
+        }
+        Ok(b)
     }
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
-        Ok(self.model.net.batch_loss(b))
+        let net = &self.model.net;
+        Ok(match self.teacher {
+            None => net.batch_loss(b),
+            Some((_, d)) => token_kd_loss(&net.forward(&b[0], &b[1], &b[2], true), &b[4], &b[3], d.alpha, d.temperature),
+        })
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
@@ -128,7 +142,10 @@ fn score_split(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], b
 pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
-    let model_dir = hub::resolve(&args.model_name_or_path)?;
+    let model_dir = match &args.distill {
+        Some(d) => d.student(&args.model_name_or_path, out)?,
+        None => hub::resolve(&args.model_name_or_path)?,
+    };
     let (train, scheme) = read_limited(&args.train_file, &args.read, args.max_train_samples)?;
     let (dev, _) = read_limited(&args.validation_file, &args.read, args.max_eval_samples)?;
     let labels = args.label_list.clone().unwrap_or_else(|| conll::label_list(&train));
@@ -158,21 +175,25 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
         "truncated_train_sentences": train_feats.truncated, "truncated_validation_sentences": dev_feats.truncated,
         "environment": crate::run_info::environment(args.device),
     }))?;
-    let run = RunContext {
-        output_dir: out,
-        resume: args.resume.clone(),
-        fingerprint: json!({
-            "command": "ner", "model": args.model_name_or_path,
-            "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
-            "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
-            "max_train_samples": args.max_train_samples, "max_seq_length": max_len, "labels": labels,
-            "label_all_tokens": args.label_all_tokens,
-        })
-        .as_object()
-        .cloned()
-        .expect("object literal"),
+    let mut fingerprint = json!({
+        "command": "ner", "model": args.model_name_or_path,
+        "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
+        "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
+        "max_train_samples": args.max_train_samples, "max_seq_length": max_len, "labels": labels,
+        "label_all_tokens": args.label_all_tokens,
+    })
+    .as_object()
+    .cloned()
+    .expect("object literal");
+    if args.distill.is_some() {
+        fingerprint.insert("distill".into(), distill::fingerprint(args.distill.as_ref())?);
+    }
+    let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
+    let teacher = match &args.distill {
+        Some(d) => Some((ner_teacher(d, &model, max_len, &train, &train_feats.features, args)?, d)),
+        None => None,
     };
-    let mut work = NerWork { model: &model, train: &train_feats.features, dev: &dev_feats.features, args, best_dir: out.join("best_model") };
+    let mut work = NerWork { model: &model, train: &train_feats.features, dev: &dev_feats.features, args, best_dir: out.join("best_model"), teacher };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 
     let mut results = score_split(&model, &dev, &dev_feats.features, args.per_device_eval_batch_size, "eval", &out.join("predictions.txt"))?;
@@ -189,6 +210,19 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     crate::io::write_json(&out.join("train_results.json"), &summary.results(train_feats.features.len(), args.device))?;
     crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("ner seed {}", args.train.seed))?;
     crate::io::write_json_sorted(&out.join("eval_results.json"), results)
+}
+
+/// The teacher's logits of every training feature, after checking that it tags with the
+/// student's labels and reads the student's token ids.
+fn ner_teacher(d: &DistillArgs, student: &NerModel, max_len: usize, train: &[Sentence], feats: &[NerFeature], args: &NerArgs) -> Result<TeacherRows> {
+    distill::teacher_config(&d.teacher, Some(&student.labels), "ner")?;
+    let (teacher, _) = NerModel::load(&d.teacher, None, student.vs.device())?;
+    let tok = ner_features::tokenizer(&teacher.tokenizer, max_len)?;
+    let read = ner_features::build(&tok, train, &student.labels, args.label_all_tokens)?;
+    distill::check_same_ids(&d.teacher, &read.features, feats, (teacher.cfg.vocab_size, student.cfg.vocab_size))?;
+    let rows = TeacherRows::new(&teacher.logits(feats, args.per_device_eval_batch_size));
+    tracing::info!("teacher {}: logits of {} training features computed", d.teacher.display(), feats.len());
+    Ok(rows)
 }
 
 /// `finetune ner eval`: a saved model on any file; writes `predictions.txt` into `out` and returns

@@ -13,6 +13,8 @@ use crate::infer::qa::{load_model, QaModel};
 use crate::model::checkpoint;
 use crate::model::hub;
 use crate::train::args::{ResumeFrom, TrainArgs};
+use crate::train::distill::{self, DistillArgs, TeacherRows};
+use crate::train::kd::span_kd_loss;
 use crate::train::trainer::{self, Evaluation, RunContext, Workload};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub struct SquadArgs {
     pub max_train_samples: Option<usize>,
     pub max_eval_samples: Option<usize>,
     pub resume: Option<ResumeFrom>,
+    /// Train the model as a student of this teacher (`finetune distill squad`).
+    pub distill: Option<DistillArgs>,
 }
 
 impl SquadArgs {
@@ -71,6 +75,8 @@ struct SquadWork<'a> {
     dev: &'a [SquadExample],
     args: &'a SquadArgs,
     best_dir: PathBuf,
+    /// The teacher's start and end logits of every training feature, when distilling.
+    teacher: Option<(TeacherRows, &'a DistillArgs)>,
 }
 
 impl Workload for SquadWork<'_> {
@@ -83,11 +89,19 @@ impl Workload for SquadWork<'_> {
         let device = m.vs.device();
         let b = collate(self.train, indices, m.pad_id, self.args.train.pad_to_multiple_of, device);
         let pos = |f: fn(&QaFeature) -> i64| upload(Tensor::from_slice(&indices.iter().map(|&i| f(&self.train[i])).collect::<Vec<i64>>()), device);
-        Ok(vec![b.input_ids, b.token_type_ids, b.attention_mask, pos(|f| f.start_position), pos(|f| f.end_position)])
+        let teacher = self.teacher.as_ref().map(|(t, _)| t.batch(indices, b.input_ids.size()[1], device));
+        Ok([b.input_ids, b.token_type_ids, b.attention_mask, pos(|f| f.start_position), pos(|f| f.end_position)].into_iter().chain(teacher).collect())
     }
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
-        Ok(self.model.net.batch_loss(b))
+        let net = &self.model.net;
+        Ok(match self.teacher {
+            None => net.batch_loss(b),
+            Some((_, d)) => {
+                let (start, end) = net.forward(&b[0], &b[1], &b[2], true);
+                span_kd_loss(&start, &end, &b[5].select(2, 0), &b[5].select(2, 1), &b[2], &b[3], &b[4], d.alpha, d.temperature)
+            }
+        })
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
@@ -111,7 +125,10 @@ fn read_limited(path: &Path, limit: Option<usize>) -> Result<(Vec<SquadExample>,
 pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
-    let model_dir = hub::resolve(&args.model_name_or_path)?;
+    let model_dir = match &args.distill {
+        Some(d) => d.student(&args.model_name_or_path, out)?,
+        None => hub::resolve(&args.model_name_or_path)?,
+    };
     let (train, train_v2) = read_limited(&args.train_file, args.max_train_samples)?;
     let (dev, dev_v2) = read_limited(&args.dev_file, args.max_eval_samples)?;
     if (train_v2 || dev_v2) && !args.version_2_with_negative {
@@ -137,21 +154,25 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
         "train_examples": train.len(), "train_features": train_feats.features.len(),
         "skipped_mismatched_answers": train_feats.mismatched_answers, "environment": crate::run_info::environment(args.device),
     }))?;
-    let run = RunContext {
-        output_dir: out,
-        resume: args.resume.clone(),
-        fingerprint: json!({
-            "command": "squad", "model": args.model_name_or_path,
-            "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
-            "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
-            "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
-            "doc_stride": args.doc_stride, "max_query_length": args.max_query_length,
-        })
-        .as_object()
-        .cloned()
-        .expect("object literal"),
+    let mut fingerprint = json!({
+        "command": "squad", "model": args.model_name_or_path,
+        "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
+        "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
+        "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
+        "doc_stride": args.doc_stride, "max_query_length": args.max_query_length,
+    })
+    .as_object()
+    .cloned()
+    .expect("object literal");
+    if args.distill.is_some() {
+        fingerprint.insert("distill".into(), distill::fingerprint(args.distill.as_ref())?);
+    }
+    let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
+    let teacher = match &args.distill {
+        Some(d) => Some((squad_teacher(d, &model, &train, &train_feats.features, args)?, d)),
+        None => None,
     };
-    let mut work = SquadWork { model: &model, train: &train_feats.features, dev: &dev, args, best_dir: out.join("best_model") };
+    let mut work = SquadWork { model: &model, train: &train_feats.features, dev: &dev, args, best_dir: out.join("best_model"), teacher };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 
     let (pred, n_features) = model.predict(&dev, args.qa(), args.post(), args.per_device_eval_batch_size)?;
@@ -167,6 +188,21 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     crate::io::write_json(&out.join("train_results.json"), &summary.results(train_feats.features.len(), args.device))?;
     crate::eval::plots::learning_curves(&out.join("train_log.jsonl"), &out.join("train_curves.png"), &format!("squad seed {}", args.train.seed))?;
     crate::io::write_json_sorted(&out.join("eval_results.json"), results)
+}
+
+/// The teacher's start and end logits of every training feature, `[len, 2]` each, after checking
+/// that it is a fine-tuned QA model that reads the student's token ids.
+fn squad_teacher(d: &DistillArgs, student: &QaModel, train: &[SquadExample], feats: &[QaFeature], args: &SquadArgs) -> Result<TeacherRows> {
+    distill::teacher_config(&d.teacher, None, "squad")?;
+    let device = student.vs.device();
+    let teacher = crate::infer::qa::load_trained(&d.teacher, device)?;
+    let tok = qa_features::window_tokenizer(&teacher.tokenizer, args.qa())?;
+    let read = qa_features::build(&tok, train, args.qa(), true)?;
+    distill::check_same_ids(&d.teacher, &read.features, feats, (teacher.cfg.vocab_size, student.cfg.vocab_size))?;
+    let (start, end) = crate::infer::qa::qa_logits(&teacher.net, feats, teacher.pad_id, args.per_device_eval_batch_size, device);
+    let parts: Vec<Tensor> = start.iter().zip(&end).map(|(s, e)| Tensor::stack(&[Tensor::from_slice(s), Tensor::from_slice(e)], 1)).collect();
+    tracing::info!("teacher {}: start and end logits of {} training features computed", d.teacher.display(), feats.len());
+    Ok(TeacherRows::new(&parts))
 }
 
 /// Splits a SQuAD file into train and dev files by whole articles (seeded), so no paragraph of a
