@@ -6,8 +6,8 @@ mod common;
 use finetune::data::classify::ProblemType;
 use finetune::model::checkpoint::read_safetensors;
 use finetune::model::student::{default_layer_map, make_student};
-use finetune::train::distill::{DistillArgs, StudentInit, TeacherRows};
-use finetune::train::kd::{kd_loss, span_kd_loss, token_kd_loss};
+use finetune::train::distill::{teacher_config, DistillArgs, StudentInit, TeacherRows};
+use finetune::train::kd::{hidden_mse, kd_loss, span_kd_loss, token_kd_loss};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::Tensor;
@@ -90,6 +90,41 @@ fn token_and_span_kd_losses_and_gradients_equal_pytorch() {
         close(&start.grad(), &c["grad_start"], &format!("span start gradient alpha {alpha} T {t}"));
         close(&end.grad(), &c["grad_end"], &format!("span end gradient alpha {alpha} T {t}"));
     }
+}
+
+#[test]
+fn hidden_state_mse_and_gradient_equal_pytorch() {
+    let g = common::fixture("kd_golden.json");
+    let cases = g["hidden_cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for c in cases {
+        let student: Vec<Tensor> = c["student"].as_array().unwrap().iter().map(|s| tn(s).set_requires_grad(true)).collect();
+        let teacher: Vec<Tensor> = c["teacher"].as_array().unwrap().iter().map(tn).collect();
+        let what = format!("{} student states, {} teacher states", student.len(), teacher.len());
+        let loss = hidden_mse(&student, &teacher, &tn(&c["mask"]).to_kind(tch::Kind::Int64));
+        close(&loss, &c["loss"], &what);
+        loss.backward();
+        for (s, want) in student.iter().zip(c["grad"].as_array().unwrap()) {
+            close(&s.grad(), want, &format!("{what}: gradient"));
+        }
+    }
+}
+
+#[test]
+fn a_hidden_state_term_needs_equal_hidden_sizes() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families/electra");
+    let student = finetune::model::config::BertConfig::from_file(&fixture.join("config.json")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.join("config.json")).unwrap()).unwrap();
+    cfg["hidden_size"] = 32.into();
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let mut args = DistillArgs { teacher: tmp.path().into(), alpha: 0.5, temperature: 2.0, student_layers: None, layer_map: None, student_init: StudentInit::Base, hidden_loss_weight: 0.0 };
+    assert!(teacher_config(&args, &student, None, "squad").is_ok());
+    args.hidden_loss_weight = 1.0;
+    let err = teacher_config(&args, &student, None, "squad").unwrap_err().to_string();
+    assert!(err.contains("hidden_size is 32 and the student's 16"), "{err}");
+    args.hidden_loss_weight = -1.0;
+    assert!(finetune::train::distill::validate(&args).unwrap_err().to_string().contains("--hidden-loss-weight"));
 }
 
 #[test]
@@ -205,7 +240,7 @@ fn a_distilled_student_trains_and_unfit_teachers_are_refused() {
     let (ok, stderr, _) = run(&other_vocab, "s3");
     assert!(!ok && stderr.contains("one vocabulary"), "{stderr}");
     // α outside [0, 1].
-    let args = DistillArgs { teacher: teacher.clone(), alpha: 1.5, temperature: 2.0, student_layers: None, layer_map: None, student_init: StudentInit::Base };
+    let args = DistillArgs { teacher: teacher.clone(), alpha: 1.5, temperature: 2.0, student_layers: None, layer_map: None, student_init: StudentInit::Base, hidden_loss_weight: 0.0 };
     assert!(finetune::train::distill::validate(&args).unwrap_err().to_string().contains("--alpha"));
 }
 
@@ -274,10 +309,16 @@ fn ner_and_squad_students_distil_and_unfit_teachers_are_refused() {
     assert!(!losses("ner-plain").is_empty());
     assert_eq!(losses("ner-alpha0"), losses("ner-plain"));
     assert_ne!(losses("ner-student"), losses("ner-plain"));
+    // TinyBERT's hidden-state term adds to the loss: with α = 0 the losses now differ from plain
+    // fine-tuning's.
+    let (ok, err) = go(&["distill", "ner"], ner(&p("ner-hidden"), &[&kd[..], &["--alpha", "0", "--hidden-loss-weight", "1"]].concat()));
+    assert!(ok, "{err}");
+    let (hidden, plain) = (losses("ner-hidden"), losses("ner-plain"));
+    assert!(hidden.iter().zip(&plain).all(|(h, p)| h > p), "{hidden:?} vs {plain:?}");
 
     let (ok, err) = go(&["squad", "--model", model], qa(&p("qa-teacher"), &[]));
     assert!(ok, "{err}");
-    let (ok, err) = go(&["distill", "squad"], qa(&p("qa-student"), &["--teacher", &p("qa-teacher"), "--student-layers", "1", "--model", model]));
+    let (ok, err) = go(&["distill", "squad"], qa(&p("qa-student"), &["--teacher", &p("qa-teacher"), "--student-layers", "1", "--model", model, "--hidden-loss-weight", "0.5"]));
     assert!(ok, "{err}");
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("qa-student/config.json")).unwrap()).unwrap();
     assert_eq!((cfg["num_hidden_layers"].as_i64(), cfg["architectures"][0].as_str()), (Some(1), Some("ElectraForQuestionAnswering")));

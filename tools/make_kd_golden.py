@@ -5,7 +5,8 @@ softmax(t / T), reduction="batchmean"); for regression (1 - alpha) * MSE(s, y) +
 with the gradient with respect to the student's logits. Token classification: both terms over the
 labelled tokens (label != -100). Extractive QA (DistilBERT's run_squad_w_distillation): the mean of
 the start and end CEs and of the start and end KLs, each distribution taken over a row's real tokens
-(written here as a loop over rows, independently of the masked form in src/train/kd.rs).
+(written here as a loop over rows, independently of the masked form in src/train/kd.rs). TinyBERT's
+hidden-state term: sum over student states m of MSE(student[m], teacher[m * N / K]) over real tokens.
 
     $(bash tools/setup-reference.sh) tools/make_kd_golden.py   # writes tests/fixtures/kd_golden.json
 """
@@ -69,7 +70,19 @@ for alpha, t in ((0.0, 1.0), (0.5, 5.0), (1.0, 2.0), (0.7, 10.0)):
                        "teacher_end": t_end.tolist(), "mask": mask.tolist(), "start_positions": sp.tolist(), "end_positions": ep.tolist(),
                        "loss": loss.item(), "grad_start": s.grad.tolist(), "grad_end": e.grad.tolist()})
 
+hidden_cases = []
+for k, n in ((2, 4), (3, 6), (1, 1)):
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
+    student = [torch.randn(2, 5, 4).double() for _ in range(k + 1)]
+    teacher = [torch.randn(2, 5, 4).double() * 2 for _ in range(n + 1)]
+    s = [x.clone().requires_grad_(True) for x in student]
+    real = mask.bool()
+    loss = sum(F.mse_loss(s[m][real], teacher[m * n // k][real]) for m in range(k + 1))
+    loss.backward()
+    hidden_cases.append({"student": [x.detach().tolist() for x in s], "teacher": [x.tolist() for x in teacher], "mask": mask.tolist(),
+                         "loss": loss.item(), "grad": [x.grad.tolist() for x in s]})
+
 path = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "kd_golden.json")
 with open(path, "w") as f:
-    json.dump({"torch": torch.__version__, "cases": cases, "token_cases": token_cases, "span_cases": span_cases}, f)
-print(path, len(cases), len(token_cases), len(span_cases))
+    json.dump({"torch": torch.__version__, "cases": cases, "token_cases": token_cases, "span_cases": span_cases, "hidden_cases": hidden_cases}, f)
+print(path, len(cases), len(token_cases), len(span_cases), len(hidden_cases))

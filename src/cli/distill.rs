@@ -60,12 +60,17 @@ pub struct KdCli {
     /// Softmax temperature of teacher and student (the KL term is scaled by T²).
     #[arg(long, default_value_t = 5.0)]
     pub temperature: f64,
+    /// Weight (β) of TinyBERT's hidden-state term: the MSE between each student hidden state m
+    /// and the teacher's m·N/K over real tokens (the teacher then runs on every batch; hidden
+    /// sizes must match).
+    #[arg(long, default_value_t = 0.0)]
+    pub hidden_loss_weight: f64,
 }
 
 impl KdCli {
     fn args(self) -> Result<DistillArgs> {
         let teacher = self.teacher.ok_or_else(|| crate::error::Error::Invalid("`finetune distill` needs --teacher".into()))?;
-        Ok(DistillArgs { teacher, alpha: self.alpha, temperature: self.temperature, student_layers: self.student_layers, layer_map: self.layer_map, student_init: self.student_init })
+        Ok(DistillArgs { teacher, alpha: self.alpha, temperature: self.temperature, student_layers: self.student_layers, layer_map: self.layer_map, student_init: self.student_init, hidden_loss_weight: self.hidden_loss_weight })
     }
 }
 

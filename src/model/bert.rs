@@ -185,16 +185,24 @@ impl Bert {
     }
 
     /// Last hidden states [batch, seq, hidden] of a batch in `layout` (zeros at the padding when
-    /// it is packed).
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, layout: &Layout, train: bool) -> Tensor {
+    /// it is packed); with `states`, every layer's input and the last output appended to it
+    /// (transformers' `hidden_states`, [batch, seq, hidden] each).
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, layout: &Layout, train: bool, mut states: Option<&mut Vec<Tensor>>) -> Tensor {
         let mut x = self.embeddings.forward(input_ids, token_type_ids, layout, train);
         if let Some(p) = &self.project {
             x = p.forward(&x);
         }
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(layout.unpack(&x));
+            }
             x = layer.forward(&x, layout, train);
         }
-        layout.unpack(&x)
+        let last = layout.unpack(&x);
+        if let Some(s) = states {
+            s.push(last.shallow_clone());
+        }
+        last
     }
 
     /// The pooler's tanh(dense(first token)), for a family that has one.

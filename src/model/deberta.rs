@@ -199,7 +199,7 @@ impl Deberta {
         }
     }
 
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool, mut states: Option<&mut Vec<Tensor>>) -> Tensor {
         let mut x = self.embeddings.forward(input_ids, token_type_ids, attention_mask, train);
         let m = attention_mask.to_kind(Kind::Bool);
         let pair_mask = m.unsqueeze(1).unsqueeze(2).logical_and(&m.unsqueeze(1).unsqueeze(3));
@@ -212,7 +212,13 @@ impl Deberta {
             (relative_positions(s, s, self.options.position_buckets, self.options.max_relative_positions, x.device()), table)
         });
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(x.shallow_clone());
+            }
             x = layer.forward(&x, &pair_mask, rel.as_ref().map(|(p, t)| (p, t)), &self.options, train);
+        }
+        if let Some(s) = states {
+            s.push(x.shallow_clone());
         }
         x
     }

@@ -29,13 +29,12 @@ impl Encoder {
     /// Last hidden states [batch, seq, hidden]. With `unpad` (and `unpad::set_unpad` on) a
     /// BERT-shaped encoder computes the real tokens only and returns zeros at the padding: for
     /// heads whose loss never reads a padded position. The other families always run padded.
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, unpad: bool, train: bool) -> Tensor {
+    /// `states` receives transformers' `hidden_states` (the embeddings' output, then each layer's).
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, unpad: bool, train: bool, states: Option<&mut Vec<Tensor>>) -> Tensor {
         match self {
-            Encoder::Bert(b) => {
-                b.forward(input_ids, token_type_ids, &Layout::for_mask(attention_mask, unpad), train)
-            }
-            Encoder::Deberta(d) => d.forward(input_ids, token_type_ids, attention_mask, train),
-            Encoder::ModernBert(m) => m.forward(input_ids, attention_mask, train),
+            Encoder::Bert(b) => b.forward(input_ids, token_type_ids, &Layout::for_mask(attention_mask, unpad), train, states),
+            Encoder::Deberta(d) => d.forward(input_ids, token_type_ids, attention_mask, train, states),
+            Encoder::ModernBert(m) => m.forward(input_ids, attention_mask, train, states),
         }
     }
 

@@ -87,7 +87,12 @@ impl SequenceClassifier {
 
     /// Logits [batch, num_labels].
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, true, train);
+        self.forward_states(input_ids, token_type_ids, attention_mask, train, None)
+    }
+
+    /// [`Self::forward`], with the encoder's hidden states appended to `states`.
+    pub fn forward_states(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool, states: Option<&mut Vec<Tensor>>) -> Tensor {
+        let hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, true, train, states);
         match &self.head {
             ClassifierHead::Pooled(classifier) => {
                 let pooled = self.encoder.pool(&hidden).expect("a BERT encoder has a pooler");
@@ -164,7 +169,12 @@ impl QuestionAnswering {
     /// only read context tokens). Never unpadded: transformers' loss takes its softmax over the
     /// padding's logits too, and a run must land where run_qa's lands.
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, false, train);
+        self.forward_states(input_ids, token_type_ids, attention_mask, train, None)
+    }
+
+    /// [`Self::forward`], with the encoder's hidden states appended to `states`.
+    pub fn forward_states(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool, states: Option<&mut Vec<Tensor>>) -> (Tensor, Tensor) {
+        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, false, train, states);
         if let Some(head) = &self.head {
             hidden = head.forward(&hidden);
         }
@@ -216,7 +226,12 @@ impl TokenClassifier {
     /// Logits [batch, seq, num_labels] (with unpadding, those at the padding are the head's
     /// output for zero states; the loss and predictions never read them).
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, true, train);
+        self.forward_states(input_ids, token_type_ids, attention_mask, train, None)
+    }
+
+    /// [`Self::forward`], with the encoder's hidden states appended to `states`.
+    pub fn forward_states(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor, train: bool, states: Option<&mut Vec<Tensor>>) -> Tensor {
+        let mut hidden = self.encoder.forward(input_ids, token_type_ids, attention_mask, true, train, states);
         if let Some(head) = &self.head {
             hidden = head.forward(&hidden);
         }

@@ -136,7 +136,7 @@ impl ModernBert {
     }
 
     /// Last hidden states [batch, seq, hidden]; ModernBERT has no token types.
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool, mut states: Option<&mut Vec<Tensor>>) -> Tensor {
         let o = &self.options;
         let (b, s) = input_ids.size2().expect("input ids are [batch, seq]");
         let device = input_ids.device();
@@ -155,7 +155,14 @@ impl ModernBert {
         let ctx = Context { global: (gc, gs, global_mask), local: (lc, ls, local_mask) };
         let mut x = dropout(&self.embedding_norm.forward(&self.tok_embeddings.forward(input_ids)), o.embedding_dropout, train);
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(x.shallow_clone());
+            }
             x = layer.forward(&x, &ctx, o, train);
+        }
+        // transformers' last hidden state in `hidden_states` is the one before the final norm.
+        if let Some(s) = states {
+            s.push(x.shallow_clone());
         }
         self.final_norm.forward(&x)
     }

@@ -10,7 +10,8 @@ use crate::data::tokenize::Features;
 use crate::error::{Error, Result};
 use crate::model::checkpoint::load_sequence_classifier;
 use crate::model::config::BertConfig;
-use crate::train::kd::kd_loss;
+use crate::model::encoder::Encoder;
+use crate::train::kd::{hidden_mse, kd_loss};
 use crate::train::seq_cls::{Encoded, Model, Work};
 use crate::train::trainer::{Evaluation, Workload};
 use std::path::{Path, PathBuf};
@@ -29,11 +30,15 @@ pub struct DistillArgs {
     /// Which source layers (default evenly spaced, `model::student::default_layer_map`).
     pub layer_map: Option<Vec<usize>>,
     pub student_init: StudentInit,
+    /// Weight of TinyBERT's hidden-state term (β; 0: none). The teacher then runs on every batch.
+    pub hidden_loss_weight: f64,
 }
 
 /// The teacher's `config.json`, checked against the student's task: not quantized, its labels in
-/// id order equal to `want` (`None`: a head without labels, QA), the same task when it names one.
-pub fn teacher_config(dir: &Path, want: Option<&[String]>, task: &str) -> Result<BertConfig> {
+/// id order equal to `want` (`None`: a head without labels, QA), the same task when it names one,
+/// the student's hidden size when hidden states are compared.
+pub fn teacher_config(args: &DistillArgs, student: &BertConfig, want: Option<&[String]>, task: &str) -> Result<BertConfig> {
+    let dir = &args.teacher;
     let cfg_path = dir.join("config.json");
     let cfg = BertConfig::from_file(&cfg_path)?;
     cfg.refuse_quantized(&cfg_path)?;
@@ -45,6 +50,9 @@ pub fn teacher_config(dir: &Path, want: Option<&[String]>, task: &str) -> Result
     }
     if let Some(t) = cfg.extra.get("finetuning_task").and_then(|t| t.as_str()).filter(|t| !t.eq_ignore_ascii_case(task)) {
         return Err(Error::file(&cfg_path, format!("the teacher was fine-tuned on `{t}`, the student trains on `{task}`")));
+    }
+    if args.hidden_loss_weight > 0.0 && cfg.hidden_size != student.hidden_size {
+        return Err(Error::file(&cfg_path, format!("--hidden-loss-weight compares hidden states, but the teacher's hidden_size is {} and the student's {}", cfg.hidden_size, student.hidden_size)));
     }
     Ok(cfg)
 }
@@ -64,12 +72,12 @@ pub fn check_same_ids(dir: &Path, teacher: &[impl AsRef<Features>], student: &[i
     Ok(())
 }
 
-/// The teacher's logits over the GLUE training set, after `teacher_config`'s and
-/// `check_same_ids`' checks.
-pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, texts: &[(&str, Option<&str>)], max_seq_length: usize, batch_size: usize) -> Result<Tensor> {
+/// The teacher over the GLUE training set, after `teacher_config`'s and `check_same_ids`'
+/// checks: its logits, and the model itself when its hidden states are needed.
+pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, texts: &[(&str, Option<&str>)], max_seq_length: usize, batch_size: usize) -> Result<(Tensor, Option<Model>)> {
     let dir = &args.teacher;
     let want = student.labels.clone().unwrap_or_else(|| vec!["LABEL_0".into()]);
-    let cfg = teacher_config(dir, Some(&want), &student.task)?;
+    let cfg = teacher_config(args, &student.cfg, Some(&want), &student.task)?;
     let encoder = crate::data::tokenize::TextEncoder::new(crate::data::tokenize::load_tokenizer(dir)?, max_seq_length)?;
     check_same_ids(dir, &encoder.encode(texts.iter().copied())?, &train.features, (cfg.vocab_size, student.cfg.vocab_size))?;
     let (vs, net, report) = load_sequence_classifier(dir, &cfg, want.len() as i64, student.vs.device())?;
@@ -77,7 +85,17 @@ pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, text
         return Err(Error::file(dir, format!("the teacher's weights lack {:?}: not a fine-tuned model", report.newly_initialised)));
     }
     let teacher = Model { vs, net, cfg, source_dir: dir.clone(), encoder, labels: student.labels.clone(), task: student.task.clone(), pad_to_multiple_of: student.pad_to_multiple_of };
-    Ok(teacher.logits(&train.features, batch_size))
+    let logits = teacher.logits(&train.features, batch_size);
+    Ok((logits, (args.hidden_loss_weight > 0.0).then_some(teacher)))
+}
+
+/// β × `kd::hidden_mse` of the student's hidden `states` on batch `b` ([input_ids,
+/// token_type_ids, attention_mask, ...]) against the teacher `encoder`'s (dropout off, no
+/// gradient; `unpad` as the student's head runs).
+pub fn hidden_term(encoder: &Encoder, unpad: bool, b: &[Tensor], states: &[Tensor], beta: f64) -> Tensor {
+    let mut teacher = Vec::new();
+    let _last = tch::no_grad(|| encoder.forward(&b[0], &b[1], &b[2], unpad, false, Some(&mut teacher)));
+    hidden_mse(states, &teacher, &b[2]) * beta
 }
 
 /// Per-example teacher outputs whose length is the example's token count (`[len, C]` each: a
@@ -115,6 +133,8 @@ pub struct DistillWork<'a> {
     pub inner: Work<'a>,
     /// [train examples, labels] on the CPU.
     pub teacher: Tensor,
+    /// The teacher, when its hidden states are compared (`hidden_loss_weight` > 0).
+    pub teacher_model: Option<Model>,
     pub args: &'a DistillArgs,
 }
 
@@ -132,8 +152,13 @@ impl Workload for DistillWork<'_> {
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
         let net = &self.inner.model.net;
-        let logits = net.forward(&b[0], &b[1], &b[2], true);
-        Ok(kd_loss(&logits, &b[4], &b[3], net.problem, self.args.alpha, self.args.temperature))
+        let mut states = Vec::new();
+        let logits = net.forward_states(&b[0], &b[1], &b[2], true, self.teacher_model.is_some().then_some(&mut states));
+        let loss = kd_loss(&logits, &b[4], &b[3], net.problem, self.args.alpha, self.args.temperature);
+        Ok(match &self.teacher_model {
+            Some(t) => loss + hidden_term(&t.net.encoder, true, b, &states, self.args.hidden_loss_weight),
+            None => loss,
+        })
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
@@ -149,13 +174,20 @@ impl Workload for DistillWork<'_> {
 pub fn fingerprint(d: Option<&DistillArgs>) -> Result<serde_json::Value> {
     let Some(d) = d else { return Ok(serde_json::Value::Null) };
     let teacher = crate::train::resume::file_hash(&crate::model::checkpoint::weights_file(&d.teacher)?)?;
-    Ok(serde_json::json!({ "teacher_weights_sha256": teacher, "alpha": d.alpha, "temperature": d.temperature }))
+    let mut f = serde_json::json!({ "teacher_weights_sha256": teacher, "alpha": d.alpha, "temperature": d.temperature });
+    if d.hidden_loss_weight > 0.0 {
+        f["hidden_loss_weight"] = d.hidden_loss_weight.into();
+    }
+    Ok(f)
 }
 
 /// Checks α and T.
 pub fn validate(args: &DistillArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.alpha) {
         return Err(Error::Invalid(format!("--alpha {}: expected a weight in [0, 1]", args.alpha)));
+    }
+    if !(args.hidden_loss_weight >= 0.0 && args.hidden_loss_weight.is_finite()) {
+        return Err(Error::Invalid(format!("--hidden-loss-weight {}: expected a weight ≥ 0", args.hidden_loss_weight)));
     }
     if !(args.temperature > 0.0 && args.temperature.is_finite()) {
         return Err(Error::Invalid(format!("--temperature {}: expected a positive number", args.temperature)));

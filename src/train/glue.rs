@@ -137,9 +137,9 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
         None => trainer::train(&model.vs, train.features.len(), &args.train, &mut work, &run)?,
         Some(d) => {
             let texts: Vec<(&str, Option<&str>)> = train_examples.iter().map(|e| (e.text_a.as_str(), e.text_b.as_deref())).collect();
-            let teacher = teacher_logits(d, &model, &train, &texts, args.max_seq_length, args.per_device_eval_batch_size)?;
+            let (teacher, teacher_model) = teacher_logits(d, &model, &train, &texts, args.max_seq_length, args.per_device_eval_batch_size)?;
             tracing::info!("teacher {}: logits of {} training examples computed", d.teacher.display(), train.features.len());
-            let mut work = DistillWork { inner: work, teacher, args: d };
+            let mut work = DistillWork { inner: work, teacher, teacher_model, args: d };
             trainer::train(&model.vs, train.features.len(), &args.train, &mut work, &run)?
         }
     };

@@ -75,3 +75,15 @@ pub fn span_kd_loss(start: &Tensor, end: &Tensor, teacher_start: &Tensor, teache
     let t = temperature;
     hard * (1.0 - alpha) + soft * (alpha * t * t)
 }
+
+/// TinyBERT's hidden-state term (Jiao et al. 2020, g(m) = m·N/K): for each of the student's K + 1
+/// hidden states m (0: the embeddings' output) the mean squared difference to the teacher's state
+/// m·N/K over the real tokens (`mask` [batch, seq]) and hidden units, summed over m.
+pub fn hidden_mse(student: &[Tensor], teacher: &[Tensor], mask: &Tensor) -> Tensor {
+    let (k, n) = (student.len() - 1, teacher.len() - 1);
+    let kind = kind_of(&student[0]);
+    let real = mask.to_kind(kind).unsqueeze(-1);
+    let count = real.sum(kind) * *student[0].size().last().expect("states have a hidden dimension") as f64;
+    let terms: Vec<Tensor> = (0..=k).map(|m| ((&student[m].to_kind(kind) - teacher[m * n / k].to_kind(kind)).square() * &real).sum(kind)).collect();
+    Tensor::stack(&terms, 0).sum(kind) / count
+}

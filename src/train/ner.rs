@@ -58,8 +58,9 @@ struct NerWork<'a> {
     dev: &'a [NerFeature],
     args: &'a NerArgs,
     best_dir: PathBuf,
-    /// The teacher's logits of every training feature, when distilling.
-    teacher: Option<(TeacherRows, &'a DistillArgs)>,
+    /// The teacher's logits of every training feature, when distilling (and the teacher, when
+    /// its hidden states are compared).
+    teacher: Option<(TeacherRows, &'a DistillArgs, Option<NerModel>)>,
 }
 
 impl Workload for NerWork<'_> {
@@ -75,7 +76,7 @@ impl Workload for NerWork<'_> {
         let labels: Vec<i64> = indices.iter().flat_map(|&i| self.train[i].labels.iter().copied().chain(std::iter::repeat(IGNORE)).take(width)).collect();
         let labels = upload(Tensor::from_slice(&labels).view([indices.len() as i64, width as i64]), device);
         let mut b = vec![b.input_ids, b.token_type_ids, b.attention_mask, labels];
-        if let Some((t, _)) = &self.teacher {
+        if let Some((t, _, _)) = &self.teacher {
             b.push(t.batch(indices, width as i64, device));
         }
         Ok(b)
@@ -83,9 +84,13 @@ impl Workload for NerWork<'_> {
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
         let net = &self.model.net;
-        Ok(match self.teacher {
-            None => net.batch_loss(b),
-            Some((_, d)) => token_kd_loss(&net.forward(&b[0], &b[1], &b[2], true), &b[4], &b[3], d.alpha, d.temperature),
+        let Some((_, d, teacher)) = &self.teacher else { return Ok(net.batch_loss(b)) };
+        let mut states = Vec::new();
+        let logits = net.forward_states(&b[0], &b[1], &b[2], true, teacher.is_some().then_some(&mut states));
+        let loss = token_kd_loss(&logits, &b[4], &b[3], d.alpha, d.temperature);
+        Ok(match teacher {
+            Some(t) => loss + distill::hidden_term(&t.net.encoder, true, b, &states, d.hidden_loss_weight),
+            None => loss,
         })
     }
 
@@ -190,7 +195,10 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     }
     let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
     let teacher = match &args.distill {
-        Some(d) => Some((ner_teacher(d, &model, max_len, &train, &train_feats.features, args)?, d)),
+        Some(d) => {
+            let (rows, teacher) = ner_teacher(d, &model, max_len, &train, &train_feats.features, args)?;
+            Some((rows, d, teacher))
+        }
         None => None,
     };
     let mut work = NerWork { model: &model, train: &train_feats.features, dev: &dev_feats.features, args, best_dir: out.join("best_model"), teacher };
@@ -212,17 +220,18 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     crate::io::write_json_sorted(&out.join("eval_results.json"), results)
 }
 
-/// The teacher's logits of every training feature, after checking that it tags with the
-/// student's labels and reads the student's token ids.
-fn ner_teacher(d: &DistillArgs, student: &NerModel, max_len: usize, train: &[Sentence], feats: &[NerFeature], args: &NerArgs) -> Result<TeacherRows> {
-    distill::teacher_config(&d.teacher, Some(&student.labels), "ner")?;
+/// The teacher's logits of every training feature (and the teacher, when its hidden states are
+/// compared), after checking that it tags with the student's labels and reads the student's
+/// token ids.
+fn ner_teacher(d: &DistillArgs, student: &NerModel, max_len: usize, train: &[Sentence], feats: &[NerFeature], args: &NerArgs) -> Result<(TeacherRows, Option<NerModel>)> {
+    distill::teacher_config(d, &student.cfg, Some(&student.labels), "ner")?;
     let (teacher, _) = NerModel::load(&d.teacher, None, student.vs.device())?;
     let tok = ner_features::tokenizer(&teacher.tokenizer, max_len)?;
     let read = ner_features::build(&tok, train, &student.labels, args.label_all_tokens)?;
     distill::check_same_ids(&d.teacher, &read.features, feats, (teacher.cfg.vocab_size, student.cfg.vocab_size))?;
     let rows = TeacherRows::new(&teacher.logits(feats, args.per_device_eval_batch_size));
     tracing::info!("teacher {}: logits of {} training features computed", d.teacher.display(), feats.len());
-    Ok(rows)
+    Ok((rows, (d.hidden_loss_weight > 0.0).then_some(teacher)))
 }
 
 /// `finetune ner eval`: a saved model on any file; writes `predictions.txt` into `out` and returns

@@ -75,8 +75,9 @@ struct SquadWork<'a> {
     dev: &'a [SquadExample],
     args: &'a SquadArgs,
     best_dir: PathBuf,
-    /// The teacher's start and end logits of every training feature, when distilling.
-    teacher: Option<(TeacherRows, &'a DistillArgs)>,
+    /// The teacher's start and end logits of every training feature, when distilling (and the
+    /// teacher, when its hidden states are compared).
+    teacher: Option<(TeacherRows, &'a DistillArgs, Option<QaModel>)>,
 }
 
 impl Workload for SquadWork<'_> {
@@ -89,18 +90,19 @@ impl Workload for SquadWork<'_> {
         let device = m.vs.device();
         let b = collate(self.train, indices, m.pad_id, self.args.train.pad_to_multiple_of, device);
         let pos = |f: fn(&QaFeature) -> i64| upload(Tensor::from_slice(&indices.iter().map(|&i| f(&self.train[i])).collect::<Vec<i64>>()), device);
-        let teacher = self.teacher.as_ref().map(|(t, _)| t.batch(indices, b.input_ids.size()[1], device));
+        let teacher = self.teacher.as_ref().map(|(t, _, _)| t.batch(indices, b.input_ids.size()[1], device));
         Ok([b.input_ids, b.token_type_ids, b.attention_mask, pos(|f| f.start_position), pos(|f| f.end_position)].into_iter().chain(teacher).collect())
     }
 
     fn loss(&mut self, b: &[Tensor]) -> Result<Tensor> {
         let net = &self.model.net;
-        Ok(match self.teacher {
-            None => net.batch_loss(b),
-            Some((_, d)) => {
-                let (start, end) = net.forward(&b[0], &b[1], &b[2], true);
-                span_kd_loss(&start, &end, &b[5].select(2, 0), &b[5].select(2, 1), &b[2], &b[3], &b[4], d.alpha, d.temperature)
-            }
+        let Some((_, d, teacher)) = &self.teacher else { return Ok(net.batch_loss(b)) };
+        let mut states = Vec::new();
+        let (start, end) = net.forward_states(&b[0], &b[1], &b[2], true, teacher.is_some().then_some(&mut states));
+        let loss = span_kd_loss(&start, &end, &b[5].select(2, 0), &b[5].select(2, 1), &b[2], &b[3], &b[4], d.alpha, d.temperature);
+        Ok(match teacher {
+            Some(t) => loss + distill::hidden_term(&t.net.encoder, false, b, &states, d.hidden_loss_weight),
+            None => loss,
         })
     }
 
@@ -169,7 +171,10 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     }
     let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
     let teacher = match &args.distill {
-        Some(d) => Some((squad_teacher(d, &model, &train, &train_feats.features, args)?, d)),
+        Some(d) => {
+            let (rows, teacher) = squad_teacher(d, &model, &train, &train_feats.features, args)?;
+            Some((rows, d, teacher))
+        }
         None => None,
     };
     let mut work = SquadWork { model: &model, train: &train_feats.features, dev: &dev, args, best_dir: out.join("best_model"), teacher };
@@ -190,10 +195,11 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     crate::io::write_json_sorted(&out.join("eval_results.json"), results)
 }
 
-/// The teacher's start and end logits of every training feature, `[len, 2]` each, after checking
-/// that it is a fine-tuned QA model that reads the student's token ids.
-fn squad_teacher(d: &DistillArgs, student: &QaModel, train: &[SquadExample], feats: &[QaFeature], args: &SquadArgs) -> Result<TeacherRows> {
-    distill::teacher_config(&d.teacher, None, "squad")?;
+/// The teacher's start and end logits of every training feature, `[len, 2]` each (and the
+/// teacher, when its hidden states are compared), after checking that it is a fine-tuned QA model
+/// that reads the student's token ids.
+fn squad_teacher(d: &DistillArgs, student: &QaModel, train: &[SquadExample], feats: &[QaFeature], args: &SquadArgs) -> Result<(TeacherRows, Option<QaModel>)> {
+    distill::teacher_config(d, &student.cfg, None, "squad")?;
     let device = student.vs.device();
     let teacher = crate::infer::qa::load_trained(&d.teacher, device)?;
     let tok = qa_features::window_tokenizer(&teacher.tokenizer, args.qa())?;
@@ -202,7 +208,7 @@ fn squad_teacher(d: &DistillArgs, student: &QaModel, train: &[SquadExample], fea
     let (start, end) = crate::infer::qa::qa_logits(&teacher.net, feats, teacher.pad_id, args.per_device_eval_batch_size, device);
     let parts: Vec<Tensor> = start.iter().zip(&end).map(|(s, e)| Tensor::stack(&[Tensor::from_slice(s), Tensor::from_slice(e)], 1)).collect();
     tracing::info!("teacher {}: start and end logits of {} training features computed", d.teacher.display(), feats.len());
-    Ok(TeacherRows::new(&parts))
+    Ok((TeacherRows::new(&parts), (d.hidden_loss_weight > 0.0).then_some(teacher)))
 }
 
 /// Splits a SQuAD file into train and dev files by whole articles (seeded), so no paragraph of a
