@@ -1,6 +1,7 @@
 //! `finetune report` (leaderboard of finished runs) and `finetune compare` (paired bootstrap of two
 //! runs' dev scores).
 use crate::error::{Error, Result};
+use crate::eval::compress_report;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -41,10 +42,15 @@ pub fn report(r: ReportCli) -> Result<()> {
     }
     let base = r.out.as_deref().and_then(|p| p.parent()).map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
     let report = crate::eval::report::build(&runs, base)?;
+    let compression = compress_report::build(&report.rows, &compress_report::discover(&r.paths))?;
     let text = match r.format {
-        ReportFormat::Md => crate::eval::report::markdown(&report, base),
-        ReportFormat::Html => crate::eval::report::html(&report)?,
-        ReportFormat::Json => serde_json::to_string_pretty(&crate::eval::report::json(&report)).expect("JSON serialises") + "\n",
+        ReportFormat::Md => crate::eval::report::markdown(&report, base, &compress_report::markdown(&compression)),
+        ReportFormat::Html => crate::eval::report::html(&report, &compress_report::html(&compression))?,
+        ReportFormat::Json => {
+            let mut v = crate::eval::report::json(&report);
+            v["compression"] = serde_json::json!(compression);
+            serde_json::to_string_pretty(&v).expect("JSON serialises") + "\n"
+        }
     };
     match &r.out {
         Some(p) => {

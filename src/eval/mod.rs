@@ -1,6 +1,7 @@
 //! Evaluation: official metrics, task scoring, statistics over runs, reports, comparisons, charts.
 pub mod classification;
 pub mod compare;
+pub mod compress_report;
 pub mod glue;
 pub mod lexicon;
 pub mod metrics;

@@ -47,12 +47,41 @@ impl RunTask {
     }
 }
 
+/// How a `finetune distill` run trained its student.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distilled {
+    pub teacher: PathBuf,
+    /// The student's transformer layers.
+    pub layers: Option<i64>,
+    pub alpha: f64,
+    pub temperature: f64,
+    pub hidden_loss_weight: f64,
+}
+
+impl Distilled {
+    /// α = 0 and no hidden-state term: the student fine-tuned on the labels alone.
+    pub fn is_direct(&self) -> bool {
+        self.alpha == 0.0 && self.hidden_loss_weight == 0.0
+    }
+
+    pub fn label(&self) -> String {
+        let layers = self.layers.map_or("student".into(), |k| format!("{k}-layer student"));
+        if self.is_direct() {
+            return format!("{layers}, fine-tuned directly");
+        }
+        let hidden = if self.hidden_loss_weight > 0.0 { format!(", β {}", self.hidden_loss_weight) } else { String::new() };
+        format!("{layers}, distilled with α {}, T {}{hidden}", self.alpha, self.temperature)
+    }
+}
+
 /// One finished run.
 #[derive(Debug, Clone)]
 pub struct Run {
     pub dir: PathBuf,
     pub task: RunTask,
+    /// The model trained from, and how a distilled student was trained (rows keep them apart).
     pub model: String,
+    pub distill: Option<Distilled>,
     pub seed: u64,
     pub data_dir: Option<PathBuf>,
     /// NER runs: the training and validation files (the lexicon baseline is scored on them).
@@ -87,10 +116,22 @@ impl Run {
         let eval = read_json(&dir.join("eval_results.json"))?.as_object().cloned().unwrap_or_default();
         let train = read_json(&dir.join("train_results.json")).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
         let usize_of = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| n as usize);
+        let distill = args.get("distill").filter(|d| d.is_object()).map(|d| Distilled {
+            teacher: d.get("teacher").and_then(Value::as_str).map(PathBuf::from).unwrap_or_default(),
+            layers: cfg.pointer("/model_config/num_hidden_layers").and_then(Value::as_i64),
+            alpha: d.get("alpha").and_then(Value::as_f64).unwrap_or(f64::NAN),
+            temperature: d.get("temperature").and_then(Value::as_f64).unwrap_or(f64::NAN),
+            hidden_loss_weight: d.get("hidden_loss_weight").and_then(Value::as_f64).unwrap_or(0.0),
+        });
+        let model = args.get("model_name_or_path").and_then(Value::as_str).unwrap_or("?");
         Ok(Run {
             dir: dir.into(),
             task,
-            model: args.get("model_name_or_path").and_then(Value::as_str).unwrap_or("?").into(),
+            model: match &distill {
+                Some(d) => format!("{model} → {}", d.label()),
+                None => model.into(),
+            },
+            distill,
             seed: args.pointer("/train/seed").and_then(Value::as_u64).unwrap_or(0),
             data_dir: args.get("data_dir").and_then(Value::as_str).map(PathBuf::from),
             ner_files: (command == Some("ner")).then(|| (PathBuf::from(file), PathBuf::from(args.get("validation_file").and_then(Value::as_str).unwrap_or_default()))),
@@ -177,6 +218,7 @@ pub fn task_score(task: Task, get: impl Fn(&str) -> Option<f64>) -> Option<f64> 
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub task: String,
+    pub distill: Option<Distilled>,
     /// A GLUE task (counted in the GLUE score), not a user's own data set.
     pub glue: bool,
     pub model: String,
@@ -197,6 +239,16 @@ pub struct Row {
     pub peak_rss_gib: Option<f64>,
     pub train_flops: Option<f64>,
     pub device: String,
+}
+
+impl Row {
+    /// The task, and the student's recipe for a distillation row.
+    pub fn title(&self) -> String {
+        match &self.distill {
+            Some(d) => format!("{} ({})", self.task.to_uppercase(), d.label()),
+            None => self.task.to_uppercase(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -286,6 +338,7 @@ pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
         rows.push(Row {
             glue: matches!(task, RunTask::Glue(_)),
             task: task.name(),
+            distill: first.distill.clone(),
             model,
             metrics: metrics.iter().map(|m| m.to_string()).collect(),
             seeds: group.iter().map(|r| r.seed).collect(),
@@ -385,7 +438,7 @@ fn cells(r: &Row) -> Vec<String> {
     let ours = r.ours.iter().map(|s| format!("{:.2} ± {:.2}", s.mean, s.std)).collect::<Vec<_>>().join(" / ");
     let n = r.ours.first().map_or(0, |s| s.n);
     vec![
-        r.task.to_uppercase(),
+        r.title(),
         r.metrics.iter().map(|m| short(m)).collect::<Vec<_>>().join(" / "),
         format!("{ours} (n={n})"),
         fmt_list(&r.hf_reference),
@@ -439,7 +492,8 @@ fn score_lines(report: &Report) -> Vec<ScoreLines> {
         .collect()
 }
 
-pub fn markdown(report: &Report, base: Option<&Path>) -> String {
+/// The report in Markdown; `extra` (more tables) goes after the GLUE score.
+pub fn markdown(report: &Report, base: Option<&Path>, extra: &str) -> String {
     let mut s = String::from("# finetune report\n\n");
     let models: Vec<&str> = report.rows.iter().map(|r| r.model.as_str()).collect();
     s += &format!("Model(s): {}. Scores in percent; ours over seeds as mean ± sample std.\n\n", dedup(models).join(", "));
@@ -460,13 +514,16 @@ pub fn markdown(report: &Report, base: Option<&Path>) -> String {
         }
         s += "\n";
     }
+    if !extra.is_empty() {
+        s += &format!("{extra}\n");
+    }
     if let Some(png) = &report.seed_spread_png {
         s += &format!("![task scores over seeds]({})\n\n", rel(png, base));
     }
     s += "Learning curves:\n\n";
     for r in &report.rows {
         let links: Vec<String> = r.curves.iter().zip(&r.seeds).map(|(p, seed)| format!("[seed {seed}]({})", rel(p, base))).collect();
-        s += &format!("- {}: {}\n", r.task.to_uppercase(), links.join(", "));
+        s += &format!("- {}: {}\n", r.title(), links.join(", "));
     }
     s += "\nSources:\n\n";
     for (name, split, cite) in &report.sources {
@@ -491,8 +548,9 @@ fn img(png: &Path) -> Result<String> {
     Ok(format!("<img style=\"max-width:100%\" src=\"data:image/png;base64,{b64}\">"))
 }
 
-/// A self-contained HTML page: charts are embedded as data URIs.
-pub fn html(report: &Report) -> Result<String> {
+/// A self-contained HTML page: charts are embedded as data URIs; `extra` (more tables, HTML)
+/// goes after the GLUE score.
+pub fn html(report: &Report, extra: &str) -> Result<String> {
     let mut s = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>finetune report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child,th{text-align:left}</style></head><body><h1>finetune report</h1>\n<table><tr>");
     for h in HEADER {
         s += &format!("<th>{}</th>", html_escape(h));
@@ -513,13 +571,14 @@ pub fn html(report: &Report) -> Result<String> {
         }
         s += "</table>\n";
     }
+    s += extra;
     if let Some(png) = &report.seed_spread_png {
         s += &format!("<h2>Scores over seeds</h2>{}\n", img(png)?);
     }
     s += "<h2>Learning curves</h2>\n";
     for r in &report.rows {
         for (png, seed) in r.curves.iter().zip(&r.seeds) {
-            s += &format!("<h3>{} seed {seed}</h3>{}\n", r.task.to_uppercase(), img(png)?);
+            s += &format!("<h3>{} seed {seed}</h3>{}\n", html_escape(&r.title()), img(png)?);
         }
     }
     s += "<h2>Sources</h2><ul>";
