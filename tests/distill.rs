@@ -316,6 +316,33 @@ fn ner_and_squad_students_distil_and_unfit_teachers_are_refused() {
     let (hidden, plain) = (losses("ner-hidden"), losses("ner-plain"));
     assert!(hidden.iter().zip(&plain).all(|(h, p)| h > p), "{hidden:?} vs {plain:?}");
 
+    // Resume: a copy of a checkpointed run cut back to its step-2 checkpoint ends on the same bytes.
+    let ckpt = [&kd[..], &["--save-strategy", "steps", "--save-steps", "2"]].concat();
+    let strip = |a: Vec<String>| -> Vec<String> {
+        let i = a.iter().position(|x| x == "--save-strategy").unwrap();
+        a.into_iter().enumerate().filter(|(j, _)| *j != i && *j != i + 1).map(|(_, x)| x).collect()
+    };
+    let (ok, err) = go(&["distill", "ner"], strip(ner(&p("ner-full"), &ckpt)));
+    assert!(ok, "{err}");
+    let (full, cut) = (tmp.path().join("ner-full"), tmp.path().join("ner-cut"));
+    std::fs::create_dir_all(&cut).unwrap();
+    for e in std::fs::read_dir(&full).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "checkpoint-2" {
+            std::fs::create_dir_all(cut.join(&name)).unwrap();
+            for f in std::fs::read_dir(e.path()).unwrap() {
+                let f = f.unwrap();
+                std::fs::copy(f.path(), cut.join(&name).join(f.file_name())).unwrap();
+            }
+        } else if ["run_config.json", "train_log.jsonl"].contains(&name.as_str()) {
+            std::fs::copy(e.path(), cut.join(&name)).unwrap();
+        }
+    }
+    let (ok, err) = go(&["distill", "ner"], strip(ner(&p("ner-cut"), &[&ckpt[..], &["--resume"]].concat())));
+    assert!(ok && err.contains("resuming from"), "{err}");
+    assert!(std::fs::read(full.join("model.safetensors")).unwrap() == std::fs::read(cut.join("model.safetensors")).unwrap(), "a resumed distillation ends elsewhere");
+
     let (ok, err) = go(&["squad", "--model", model], qa(&p("qa-teacher"), &[]));
     assert!(ok, "{err}");
     let (ok, err) = go(&["distill", "squad"], qa(&p("qa-student"), &["--teacher", &p("qa-teacher"), "--student-layers", "1", "--model", model, "--hidden-loss-weight", "0.5"]));
