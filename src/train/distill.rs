@@ -181,6 +181,15 @@ pub fn fingerprint(d: Option<&DistillArgs>) -> Result<serde_json::Value> {
     Ok(f)
 }
 
+/// A job's resume fingerprint (a JSON object) with the distillation's added when there is one.
+pub fn with_fingerprint(job: serde_json::Value, d: Option<&DistillArgs>) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut f = job.as_object().cloned().unwrap_or_default();
+    if d.is_some() {
+        f.insert("distill".into(), fingerprint(d)?);
+    }
+    Ok(f)
+}
+
 /// Checks α and T.
 pub fn validate(args: &DistillArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.alpha) {

@@ -180,27 +180,16 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
         "truncated_train_sentences": train_feats.truncated, "truncated_validation_sentences": dev_feats.truncated,
         "environment": crate::run_info::environment(args.device),
     }))?;
-    let mut fingerprint = json!({
+    let fingerprint = json!({
         "command": "ner", "model": args.model_name_or_path,
         "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
         "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
         "max_train_samples": args.max_train_samples, "max_seq_length": max_len, "labels": labels,
         "label_all_tokens": args.label_all_tokens,
-    })
-    .as_object()
-    .cloned()
-    .expect("object literal");
-    if args.distill.is_some() {
-        fingerprint.insert("distill".into(), distill::fingerprint(args.distill.as_ref())?);
-    }
+    });
+    let fingerprint = distill::with_fingerprint(fingerprint, args.distill.as_ref())?;
     let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
-    let teacher = match &args.distill {
-        Some(d) => {
-            let (rows, teacher) = ner_teacher(d, &model, max_len, &train, &train_feats.features, args)?;
-            Some((rows, d, teacher))
-        }
-        None => None,
-    };
+    let teacher = args.distill.as_ref().map(|d| ner_teacher(d, &model, max_len, &train, &train_feats.features, args).map(|(rows, t)| (rows, d, t))).transpose()?;
     let mut work = NerWork { model: &model, train: &train_feats.features, dev: &dev_feats.features, args, best_dir: out.join("best_model"), teacher };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 

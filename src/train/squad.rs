@@ -156,27 +156,16 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
         "train_examples": train.len(), "train_features": train_feats.features.len(),
         "skipped_mismatched_answers": train_feats.mismatched_answers, "environment": crate::run_info::environment(args.device),
     }))?;
-    let mut fingerprint = json!({
+    let fingerprint = json!({
         "command": "squad", "model": args.model_name_or_path,
         "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
         "train_file_sha256": crate::train::resume::file_hash(&args.train_file)?,
         "max_train_samples": args.max_train_samples, "max_seq_length": args.max_seq_length,
         "doc_stride": args.doc_stride, "max_query_length": args.max_query_length,
-    })
-    .as_object()
-    .cloned()
-    .expect("object literal");
-    if args.distill.is_some() {
-        fingerprint.insert("distill".into(), distill::fingerprint(args.distill.as_ref())?);
-    }
+    });
+    let fingerprint = distill::with_fingerprint(fingerprint, args.distill.as_ref())?;
     let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
-    let teacher = match &args.distill {
-        Some(d) => {
-            let (rows, teacher) = squad_teacher(d, &model, &train, &train_feats.features, args)?;
-            Some((rows, d, teacher))
-        }
-        None => None,
-    };
+    let teacher = args.distill.as_ref().map(|d| squad_teacher(d, &model, &train, &train_feats.features, args).map(|(rows, t)| (rows, d, t))).transpose()?;
     let mut work = SquadWork { model: &model, train: &train_feats.features, dev: &dev, args, best_dir: out.join("best_model"), teacher };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 
