@@ -41,7 +41,7 @@ fn forward_matches_transformers() {
     let idx: Vec<usize> = (0..feats.len()).collect();
     let batch = finetune::data::batch::collate(&feats, &idx, enc.pad_id, 1, Device::Cpu);
     let (hidden, pooled) = tch::no_grad(|| {
-        let hidden = net.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false, false);
+        let hidden = net.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, false, false, None);
         let pooled = net.encoder.pool(&hidden).expect("BERT has a pooler");
         (hidden, pooled)
     });
