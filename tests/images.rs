@@ -8,6 +8,11 @@ use finetune::train::image::{score, EvalOptions, ImageArgs, ImageData, NetOption
 use finetune::train::args::{SaveStrategy, TrainArgs};
 use serde_json::Value;
 use std::path::Path;
+use std::sync::Mutex;
+
+/// The tests that train take turns: libtorch work on another thread of this process perturbs a
+/// run's arithmetic (see tests/glue_run.rs), and one of them compares two same-seed runs.
+static TRAINING: Mutex<()> = Mutex::new(());
 use tch::{nn::VarStore, Device, Tensor};
 
 fn write_png(path: &Path, rgb: [u8; 3], w: u32, h: u32) {
@@ -159,6 +164,7 @@ fn train_image(backbone: &Path, data: &ImageData, out: &Path, image_size: u32, c
 
 #[test]
 fn image_runs_in_channels_last_are_deterministic_and_save_plain_weights() {
+    let _alone = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (data, backbone) = run_setup(dir.path());
     let runs: Vec<_> = [("nchw", false), ("nhwc", true), ("nhwc-again", true)]
@@ -181,6 +187,7 @@ fn image_runs_in_channels_last_are_deterministic_and_save_plain_weights() {
 
 #[test]
 fn a_single_image_batch_that_would_leave_batchnorm_one_value_is_refused() {
+    let _alone = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (data, backbone) = run_setup(dir.path());
     // Three images in batches of two: the last batch has one image, at 32 pixels one value per channel.
