@@ -69,7 +69,7 @@ pub struct KdCli {
 
 impl KdCli {
     fn args(self) -> Result<DistillArgs> {
-        let teacher = self.teacher.ok_or_else(|| crate::error::Error::Invalid("`finetune distill` needs --teacher".into()))?;
+        let teacher = super::flags::required(self.teacher, "distill", "--teacher")?;
         Ok(DistillArgs { teacher, alpha: self.alpha, temperature: self.temperature, student_layers: self.student_layers, layer_map: self.layer_map, student_init: self.student_init, hidden_loss_weight: self.hidden_loss_weight })
     }
 }

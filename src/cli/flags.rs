@@ -12,6 +12,12 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
+/// A flag declared `required` but typed `Option` (so that a subcommand can stand in for it):
+/// its value, or an error naming the command and the flag.
+pub fn required<T>(value: Option<T>, command: &str, flag: &str) -> Result<T> {
+    value.ok_or_else(|| Error::Invalid(format!("`finetune {command}` needs {flag}")))
+}
+
 /// A seed sweep, shared by the text training commands.
 #[derive(Args, Debug, Clone)]
 pub struct SeedsCli {

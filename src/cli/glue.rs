@@ -1,6 +1,6 @@
 //! `finetune glue`: fine-tune and evaluate on one GLUE task, every task with data (`--task all`),
 //! or a seed sweep; `--baseline majority` scores the trivial predictor instead.
-use super::flags::{install_interrupts, run_seeds, RunCli, SeedsCli, TrainCli};
+use super::flags::{install_interrupts, required, run_seeds, RunCli, SeedsCli, TrainCli};
 use crate::data::glue::Task;
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
@@ -83,9 +83,8 @@ pub fn run(g: GlueCli) -> Result<()> {
 /// [`run`], each run a student of `distill`'s teacher when given (`finetune distill`).
 pub fn run_with(g: GlueCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
-    let need = |v: Option<PathBuf>, flag: &str| v.ok_or_else(|| Error::Invalid(format!("`finetune glue` needs {flag}")));
-    let (data_dir, output_dir) = (need(g.data_dir.clone(), "--data-dir")?, need(g.output_dir.clone(), "--output-dir")?);
-    let task_arg = g.task.clone().ok_or_else(|| Error::Invalid("`finetune glue` needs --task".into()))?;
+    let (data_dir, output_dir) = (required(g.data_dir.clone(), "glue", "--data-dir")?, required(g.output_dir.clone(), "glue", "--output-dir")?);
+    let task_arg = required(g.task.clone(), "glue", "--task")?;
     let tasks: Vec<(Task, PathBuf)> = if task_arg.eq_ignore_ascii_case("all") {
         let (present, missing): (Vec<Task>, Vec<Task>) = Task::ALL.into_iter().partition(|t| t.has_data(&data_dir));
         if !missing.is_empty() {

@@ -2,7 +2,7 @@
 //! JSON lines files, or score the CoNLL-2003 lexicon baseline (`--baseline lexicon`);
 //! `ner eval` scores a saved model on any file.
 use super::classify::label_list;
-use super::flags::{install_interrupts, parse_device, run_seeds, RunCli, SeedsCli, TrainCli};
+use super::flags::{install_interrupts, parse_device, required, run_seeds, RunCli, SeedsCli, TrainCli};
 use crate::data::conll::ReadOptions;
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
@@ -130,19 +130,18 @@ pub fn train(t: NerTrainCli, distill: Option<DistillArgs>) -> Result<()> {
     // run_ner.py's defaults: Trainer's learning rate, batch size and epochs.
     let (mut train, resume) = t.training.into_args(5e-5, 8, 3.0)?;
     let device = t.run.device.apply(&mut train)?;
-    let required = |p: Option<PathBuf>, flag: &str| p.ok_or_else(|| Error::Invalid(format!("`finetune ner` needs {flag}")));
     let labels = t.label_list.as_deref().map(label_list).transpose()?;
     let args = NerArgs {
         model_name_or_path: t.model,
-        train_file: required(t.train_file, "--train-file")?,
-        validation_file: required(t.validation_file, "--validation-file")?,
+        train_file: required(t.train_file, "ner", "--train-file")?,
+        validation_file: required(t.validation_file, "ner", "--validation-file")?,
         test_file: t.test_file,
         read: t.files.read_options(labels.clone())?,
         label_list: labels,
         label_all_tokens: t.label_all_tokens,
         max_seq_length: t.files.max_seq_length,
         per_device_eval_batch_size: t.files.eval_batch_size,
-        output_dir: required(t.output_dir, "--output-dir")?,
+        output_dir: required(t.output_dir, "ner", "--output-dir")?,
         train,
         device,
         max_train_samples: t.run.max_train_samples,

@@ -36,13 +36,14 @@ pub struct CompareCli {
 
 /// Builds the report and writes it to `--out` or standard output.
 pub fn report(r: ReportCli) -> Result<()> {
-    let runs = crate::eval::report::discover(&r.paths)?;
+    let dirs = crate::eval::report::directories(&r.paths)?;
+    let runs = crate::eval::report::runs_in(&dirs)?;
     if runs.is_empty() {
         return Err(Error::Invalid("no finished runs (directories with eval_results.json and run_config.json) found".into()));
     }
     let base = r.out.as_deref().and_then(|p| p.parent()).map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
     let report = crate::eval::report::build(&runs, base)?;
-    let compression = compress_report::build(&report.rows, &compress_report::discover(&r.paths))?;
+    let compression = compress_report::build(&report.rows, &compress_report::bench_files(&dirs))?;
     let text = match r.format {
         ReportFormat::Md => crate::eval::report::markdown(&report, base, &compress_report::markdown(&compression)),
         ReportFormat::Html => crate::eval::report::html(&report, &compress_report::html(&compression))?,

@@ -1,7 +1,7 @@
 //! The SQuAD commands: `finetune squad` (fine-tune and evaluate; `squad predict` answers one
 //! question), `squad-eval` (the official evaluation of a predictions file) and `squad-split`
 //! (train/dev split by whole articles).
-use super::flags::{install_interrupts, parse_device, RunCli, TrainCli};
+use super::flags::{install_interrupts, parse_device, required, RunCli, TrainCli};
 use crate::error::{Error, Result};
 use crate::model::hub::DEFAULT_MODEL;
 use crate::train::distill::DistillArgs;
@@ -139,12 +139,11 @@ pub fn train(t: SquadTrainCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
     let (mut train, resume) = t.training.into_args(3e-5, 12, 2.0)?;
     let device = t.run.device.apply(&mut train)?;
-    let required = |p: Option<PathBuf>, flag: &str| p.ok_or_else(|| Error::Invalid(format!("`finetune squad` needs {flag}")));
     let args = crate::train::squad::SquadArgs {
         model_name_or_path: t.model,
-        train_file: required(t.train_file, "--train-file")?,
-        dev_file: required(t.dev_file, "--dev-file")?,
-        output_dir: required(t.output_dir, "--output-dir")?,
+        train_file: required(t.train_file, "squad", "--train-file")?,
+        dev_file: required(t.dev_file, "squad", "--dev-file")?,
+        output_dir: required(t.output_dir, "squad", "--output-dir")?,
         version_2_with_negative: t.version_2_with_negative,
         max_seq_length: t.max_seq_length,
         doc_stride: t.doc_stride,

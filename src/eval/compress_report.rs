@@ -56,37 +56,29 @@ pub struct Compression {
     pub paired: Vec<Paired>,
 }
 
-/// Every `bench_infer.json` under `paths`, sorted.
-pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        if dir.join(BENCH_FILE).is_file() {
-            out.push(dir.join(BENCH_FILE));
-        }
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        let mut subdirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
-        subdirs.sort();
-        for d in subdirs {
-            walk(&d, out);
-        }
-    }
-    let mut out = Vec::new();
-    paths.iter().for_each(|p| walk(p, &mut out));
-    out
+/// The `bench_infer.json` files of `dirs` (`report::directories`).
+pub fn bench_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    dirs.iter().map(|d| d.join(BENCH_FILE)).filter(|f| f.is_file()).collect()
 }
 
-/// The row (and seed) whose runs include `dir`.
+/// Whether two paths name the same directory (links and `..` resolved).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
+}
+
 fn row_of<'a>(rows: &'a [Row], dir: &Path) -> Option<(&'a Row, u64)> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    rows.iter().find_map(|r| r.runs.iter().zip(&r.seeds).find(|(run, _)| std::fs::canonicalize(run).ok().as_ref() == Some(&dir)).map(|(_, &seed)| (r, seed)))
+    rows.iter().find_map(|r| r.runs.iter().zip(&r.seeds).find(|(run, _)| same_dir(run, dir)).map(|(_, &seed)| (r, seed)))
 }
 
 /// What the model in `dir` is, and its row's task score over seeds.
 fn describe(rows: &[Row], dir: &Path) -> (String, Option<Summary>) {
-    let same = |a: &Path| std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(dir).ok() == Some(a));
-    let teacher = rows.iter().any(|r| r.distill.as_ref().is_some_and(|d| same(&d.teacher)));
     match row_of(rows, dir) {
         Some((r, seed)) => {
-            let recipe = r.distill.as_ref().map_or(if teacher { "teacher" } else { "fine-tuned" }.into(), |d| d.label());
+            let recipe = match &r.distill {
+                Some(d) => d.label(),
+                None if rows.iter().any(|t| t.distill.as_ref().is_some_and(|d| same_dir(&d.teacher, dir))) => "teacher".into(),
+                None => "fine-tuned".into(),
+            };
             (format!("{recipe}, seed {seed}"), r.ours_task_score.clone())
         }
         None => (dir.file_name().map_or("?".into(), |n| n.to_string_lossy().into_owned()), None),
@@ -132,8 +124,7 @@ fn paired(rows: &[Row]) -> Result<Vec<Paired>> {
     let mut out = Vec::new();
     for r in rows {
         let Some(d) = r.distill.as_ref().filter(|d| !d.is_direct()) else { continue };
-        let base = |row: &Row| row.model.split(" → ").next().map(str::to_string);
-        let twin = rows.iter().find(|t| t.task == r.task && base(t) == base(r) && t.distill.as_ref().is_some_and(|td| td.is_direct() && td.layers == d.layers));
+        let twin = rows.iter().find(|t| t.task == r.task && t.model == r.model && t.distill.as_ref().is_some_and(|td| td.is_direct() && td.layers == d.layers));
         let Some(twin) = twin else { continue };
         for (run, seed) in r.runs.iter().zip(&r.seeds) {
             let Some(direct) = twin.seeds.iter().position(|s| s == seed).map(|i| &twin.runs[i]) else { continue };

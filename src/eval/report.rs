@@ -74,6 +74,15 @@ impl Distilled {
     }
 }
 
+/// A model and the recipe of a student distilled from it, as a row's model is named: runs of
+/// one base model with different recipes are different rows.
+fn model_label(model: &str, distill: Option<&Distilled>) -> String {
+    match distill {
+        Some(d) => format!("{model} → {}", d.label()),
+        None => model.into(),
+    }
+}
+
 /// One finished run.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -123,14 +132,10 @@ impl Run {
             temperature: d.get("temperature").and_then(Value::as_f64).unwrap_or(f64::NAN),
             hidden_loss_weight: d.get("hidden_loss_weight").and_then(Value::as_f64).unwrap_or(0.0),
         });
-        let model = args.get("model_name_or_path").and_then(Value::as_str).unwrap_or("?");
         Ok(Run {
             dir: dir.into(),
             task,
-            model: match &distill {
-                Some(d) => format!("{model} → {}", d.label()),
-                None => model.into(),
-            },
+            model: args.get("model_name_or_path").and_then(Value::as_str).unwrap_or("?").into(),
             distill,
             seed: args.pointer("/train/seed").and_then(Value::as_u64).unwrap_or(0),
             data_dir: args.get("data_dir").and_then(Value::as_str).map(PathBuf::from),
@@ -149,12 +154,11 @@ impl Run {
     }
 }
 
-/// Every run under `paths` (searched recursively; checkpoints and best_model copies are skipped).
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<Run>> {
+/// Every directory under `paths`, searched recursively in name order; checkpoints, best_model
+/// copies and hidden folders are skipped.
+pub fn directories(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        if dir.join("eval_results.json").is_file() && dir.join("run_config.json").is_file() {
-            out.push(dir.into());
-        }
+        out.push(dir.into());
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         let mut subdirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
         subdirs.sort();
@@ -172,7 +176,12 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Run>> {
         }
         walk(p, &mut dirs);
     }
-    dirs.iter().map(|d| Run::load(d)).collect()
+    Ok(dirs)
+}
+
+/// The finished runs among `dirs`: those holding `eval_results.json` and `run_config.json`.
+pub fn runs_in(dirs: &[PathBuf]) -> Result<Vec<Run>> {
+    dirs.iter().filter(|d| d.join("eval_results.json").is_file() && d.join("run_config.json").is_file()).map(|d| Run::load(d)).collect()
 }
 
 /// The metrics a row shows: a GLUE task's in run_glue README order; for own data the problem's
@@ -242,6 +251,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row's model and student recipe ([`model_label`]).
+    pub fn model_label(&self) -> String {
+        model_label(&self.model, self.distill.as_ref())
+    }
+
     /// The task, and the student's recipe for a distillation row.
     pub fn title(&self) -> String {
         match &self.distill {
@@ -285,10 +299,10 @@ fn mean_of(runs: &[&Run], key: &str) -> Option<f64> {
 pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
     let mut groups: BTreeMap<(String, (usize, String)), Vec<&Run>> = BTreeMap::new();
     for r in runs {
-        groups.entry((r.model.clone(), r.task.order())).or_default().push(r);
+        groups.entry((model_label(&r.model, r.distill.as_ref()), r.task.order())).or_default().push(r);
     }
     let mut rows = Vec::new();
-    for ((model, _), mut group) in groups {
+    for (_, mut group) in groups {
         group.sort_by_key(|r| r.seed);
         let task = &group[0].task;
         let metrics = row_metrics(task);
@@ -339,7 +353,7 @@ pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
             glue: matches!(task, RunTask::Glue(_)),
             task: task.name(),
             distill: first.distill.clone(),
-            model,
+            model: first.model.clone(),
             metrics: metrics.iter().map(|m| m.to_string()).collect(),
             seeds: group.iter().map(|r| r.seed).collect(),
             diff_vs_hf: ours_task_score.as_ref().zip(hf_score).map(|(o, h)| o.mean - h),
@@ -359,12 +373,12 @@ pub fn build(runs: &[Run], assets_dir: Option<&Path>) -> Result<Report> {
         });
     }
 
-    let mut models: Vec<String> = rows.iter().filter(|r| r.glue).map(|r| r.model.clone()).collect();
+    let mut models: Vec<String> = rows.iter().filter(|r| r.glue).map(Row::model_label).collect();
     models.dedup();
     let glue_score = models
         .into_iter()
         .map(|model| {
-            let mine: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.glue && r.ours_task_score.is_some()).collect();
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.model_label() == model && r.glue && r.ours_task_score.is_some()).collect();
             let tasks: Vec<String> = mine.iter().map(|r| r.task.clone()).collect();
             let columns: [(&str, Vec<Option<f64>>); 4] = [
                 ("finetune", mine.iter().map(|r| r.ours_task_score.as_ref().map(|s| s.mean)).collect()),
@@ -495,8 +509,8 @@ fn score_lines(report: &Report) -> Vec<ScoreLines> {
 /// The report in Markdown; `extra` (more tables) goes after the GLUE score.
 pub fn markdown(report: &Report, base: Option<&Path>, extra: &str) -> String {
     let mut s = String::from("# finetune report\n\n");
-    let models: Vec<&str> = report.rows.iter().map(|r| r.model.as_str()).collect();
-    s += &format!("Model(s): {}. Scores in percent; ours over seeds as mean ± sample std.\n\n", dedup(models).join(", "));
+    let models: Vec<String> = report.rows.iter().map(Row::model_label).collect();
+    s += &format!("Model(s): {}. Scores in percent; ours over seeds as mean ± sample std.\n\n", dedup(models.iter().map(String::as_str).collect()).join(", "));
     s += &format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
     for r in &report.rows {
         s += &format!("| {} |\n", cells(r).join(" | "));

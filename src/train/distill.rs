@@ -89,13 +89,15 @@ pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, text
     Ok((logits, (args.hidden_loss_weight > 0.0).then_some(teacher)))
 }
 
-/// β × `kd::hidden_mse` of the student's hidden `states` on batch `b` ([input_ids,
-/// token_type_ids, attention_mask, ...]) against the teacher `encoder`'s (dropout off, no
-/// gradient; `unpad` as the student's head runs).
-pub fn hidden_term(encoder: &Encoder, unpad: bool, b: &[Tensor], states: &[Tensor], beta: f64) -> Tensor {
-    let mut teacher = Vec::new();
-    let _last = tch::no_grad(|| encoder.forward(&b[0], &b[1], &b[2], unpad, false, Some(&mut teacher)));
-    hidden_mse(states, &teacher, &b[2]) * beta
+/// `loss` plus β × `kd::hidden_mse` of the student's hidden `states` on batch `b` ([input_ids,
+/// token_type_ids, attention_mask, ...]) against the `teacher` encoder's (dropout off, no
+/// gradient; `unpad` as the student's head runs) — or `loss` alone without a teacher encoder
+/// (β = 0).
+pub fn plus_hidden_term(loss: Tensor, teacher: Option<&Encoder>, unpad: bool, b: &[Tensor], states: &[Tensor], beta: f64) -> Tensor {
+    let Some(encoder) = teacher else { return loss };
+    let mut teacher_states = Vec::new();
+    let _last = tch::no_grad(|| encoder.forward(&b[0], &b[1], &b[2], unpad, false, Some(&mut teacher_states)));
+    loss + hidden_mse(states, &teacher_states, &b[2]) * beta
 }
 
 /// Per-example teacher outputs whose length is the example's token count (`[len, C]` each: a
@@ -155,10 +157,7 @@ impl Workload for DistillWork<'_> {
         let mut states = Vec::new();
         let logits = net.forward_states(&b[0], &b[1], &b[2], true, self.teacher_model.is_some().then_some(&mut states));
         let loss = kd_loss(&logits, &b[4], &b[3], net.problem, self.args.alpha, self.args.temperature);
-        Ok(match &self.teacher_model {
-            Some(t) => loss + hidden_term(&t.net.encoder, true, b, &states, self.args.hidden_loss_weight),
-            None => loss,
-        })
+        Ok(plus_hidden_term(loss, self.teacher_model.as_ref().map(|t| &t.net.encoder), true, b, &states, self.args.hidden_loss_weight))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -88,10 +88,7 @@ impl Workload for NerWork<'_> {
         let mut states = Vec::new();
         let logits = net.forward_states(&b[0], &b[1], &b[2], true, teacher.is_some().then_some(&mut states));
         let loss = token_kd_loss(&logits, &b[4], &b[3], d.alpha, d.temperature);
-        Ok(match teacher {
-            Some(t) => loss + distill::hidden_term(&t.net.encoder, true, b, &states, d.hidden_loss_weight),
-            None => loss,
-        })
+        Ok(distill::plus_hidden_term(loss, teacher.as_ref().map(|t| &t.net.encoder), true, b, &states, d.hidden_loss_weight))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -100,10 +100,7 @@ impl Workload for SquadWork<'_> {
         let mut states = Vec::new();
         let (start, end) = net.forward_states(&b[0], &b[1], &b[2], true, teacher.is_some().then_some(&mut states));
         let loss = span_kd_loss(&start, &end, &b[5].select(2, 0), &b[5].select(2, 1), &b[2], &b[3], &b[4], d.alpha, d.temperature);
-        Ok(match teacher {
-            Some(t) => loss + distill::hidden_term(&t.net.encoder, false, b, &states, d.hidden_loss_weight),
-            None => loss,
-        })
+        Ok(distill::plus_hidden_term(loss, teacher.as_ref().map(|t| &t.net.encoder), false, b, &states, d.hidden_loss_weight))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
