@@ -28,6 +28,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
     println!("cargo:rerun-if-changed=csrc/torch_ext.cpp");
+    println!("cargo:rerun-if-changed=csrc/dist.cpp");
     let Some(torch) = libtorch_dir() else {
         panic!("set LIBTORCH to a torch 2.11 installation (`export LIBTORCH=$(bash scripts/setup-libtorch.sh)`)");
     };
@@ -69,6 +70,7 @@ fn compile_ext(torch: &Path, cuda_include: Option<&Path>) {
     build
         .cpp(true)
         .file("csrc/torch_ext.cpp")
+        .file("csrc/dist.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -13,6 +13,7 @@ pub mod io;
 pub mod model;
 pub mod run_info;
 pub mod serve;
+pub mod torch_dist;
 pub mod torch_ext;
 pub mod train;
 

@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use tch::{Device, Kind, Tensor};
 
 // An `at::Tensor*`, as tch hands it out.
-type Raw = *mut c_void;
+pub(crate) type Raw = *mut c_void;
 
 extern "C" {
     fn ft_free_error(e: *mut c_char);
@@ -50,7 +50,7 @@ extern "C" {
     fn ft_linear_packed_free(packed: *mut c_void);
 }
 
-fn check(e: *mut c_char) -> Result<()> {
+pub(crate) fn check(e: *mut c_char) -> Result<()> {
     if e.is_null() {
         return Ok(());
     }
@@ -60,7 +60,7 @@ fn check(e: *mut c_char) -> Result<()> {
     Err(Error::Torch(tch::TchError::Torch(msg)))
 }
 
-fn raw(ts: &[&Tensor]) -> Vec<Raw> {
+pub(crate) fn raw(ts: &[&Tensor]) -> Vec<Raw> {
     ts.iter().map(|t| t.as_ptr() as Raw).collect()
 }
 
@@ -88,7 +88,7 @@ fn device_index(device: Device) -> c_int {
     }
 }
 
-fn take(out: Raw) -> Tensor {
+pub(crate) fn take(out: Raw) -> Tensor {
     // SAFETY: on success the C side hands over a heap tensor that nothing else owns.
     unsafe { Tensor::from_ptr(out as *mut _) }
 }
