@@ -94,18 +94,27 @@ void ft_dist_free(FtGroup *g) { delete g; }
 
 char *ft_dist_broadcast(FtGroup *g, tensor *ts, size_t n, int root) {
   GUARDED({
-    auto v = tensors(ts, n);
+    // One collective a tensor: a list in one call means one tensor per device to c10d.
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    g->group->broadcast(v, o)->wait();
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (size_t i = 0; i < n; i++) {
+      std::vector<at::Tensor> one = {*ts[i]};
+      works.push_back(g->group->broadcast(one, o));
+    }
+    for (auto &w : works) w->wait();
   })
 }
 
 // Sums in place across ranks.
 char *ft_dist_allreduce_sum(FtGroup *g, tensor *ts, size_t n) {
   GUARDED({
-    auto v = tensors(ts, n);
-    g->group->allreduce(v)->wait();
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (size_t i = 0; i < n; i++) {
+      std::vector<at::Tensor> one = {*ts[i]};
+      works.push_back(g->group->allreduce(one));
+    }
+    for (auto &w : works) w->wait();
   })
 }
 

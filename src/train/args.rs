@@ -143,7 +143,8 @@ impl Default for TrainArgs {
 
 impl TrainArgs {
     pub fn steps_per_epoch(&self, n_examples: usize) -> usize {
-        let batches = n_examples.div_ceil(self.per_device_train_batch_size);
+        // Under data parallelism each rank takes every world_size-th batch (train::shard).
+        let batches = n_examples.div_ceil(self.per_device_train_batch_size).div_ceil(crate::train::ddp::world_size());
         (batches / self.gradient_accumulation_steps).max(1)
     }
 

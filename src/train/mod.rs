@@ -5,6 +5,7 @@ pub mod glue;
 pub mod graphs;
 pub mod image;
 pub mod cost;
+pub mod ddp;
 pub mod distill;
 pub mod interrupt;
 pub mod kd;

@@ -17,6 +17,8 @@ pub struct Stepper {
     max_grad_norm: f64,
     skip_nonfinite: bool,
     step_loss: Tensor,
+    /// DDP's gradient reducer, when this process is one rank of several.
+    pub reducer: Option<crate::torch_dist::Reducer>,
 }
 
 /// What a finished step reports: all 0-d device tensors.
@@ -53,6 +55,7 @@ impl Stepper {
             max_grad_norm: args.max_grad_norm,
             skip_nonfinite: args.skip_nonfinite,
             step_loss: Tensor::zeros([], (Kind::Float, device)),
+            reducer: None,
         })
     }
 
@@ -71,8 +74,10 @@ impl Stepper {
     /// A whole step: gradients of every micro-batch, then the update.
     pub fn step(&mut self, micro: &[MicroBatch], step: usize, loss: &mut LossFn) -> Result<StepResult> {
         self.begin();
-        for (w, tensors) in micro {
-            self.backward(*w, || loss(tensors))?;
+        for (i, (w, tensors)) in micro.iter().enumerate() {
+            // Ranks exchange gradients on the step's last micro-batch only (DDP's no_sync for the
+            // others): its backward leaves every rank with the mean of their accumulated gradients.
+            self.backward(*w, i + 1 == micro.len(), || loss(tensors))?;
         }
         self.finish(step)
     }
@@ -84,8 +89,17 @@ impl Stepper {
     }
 
     /// Back-propagates one micro-batch's loss with weight `w` (its share of the step's examples).
-    fn backward(&mut self, w: f64, loss: impl FnOnce() -> Result<Tensor>) -> Result<()> {
-        let loss = maybe_autocast(self.device, self.amp, loss)?;
+    fn backward(&mut self, w: f64, sync: bool, loss: impl FnOnce() -> Result<Tensor>) -> Result<()> {
+        let reducer = self.reducer.as_mut().filter(|_| sync);
+        let loss = match reducer {
+            Some(r) => {
+                r.prepare_forward()?;
+                let loss = maybe_autocast(self.device, self.amp, loss)?;
+                r.prepare_backward()?;
+                loss
+            }
+            None => maybe_autocast(self.device, self.amp, loss)?,
+        };
         let weighted = &loss * w;
         match &self.scaler {
             Some(s) => s.scale(&weighted).backward(),

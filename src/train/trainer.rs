@@ -202,6 +202,15 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         }
     };
 
+    if let Some(g) = crate::train::ddp::group() {
+        // DDP: rank 0's weights everywhere, then a reducer over the trainable parameters in one
+        // order on every rank (by name).
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let params: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
+        tch::no_grad(|| g.broadcast(&params, 0))?;
+        stepper.reducer = Some(crate::torch_dist::Reducer::new(g, &params)?);
+    }
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} train [{bar:30}] {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
@@ -232,7 +241,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         if let Some(l) = &lengths {
             group_by_length(&mut order, l, micro);
         }
-        let batches: Vec<&[usize]> = order.chunks(micro).collect();
+        let shards = crate::train::shard::rank_batches(&order, micro, crate::train::ddp::rank(), crate::train::ddp::world_size());
+        let batches: Vec<&[usize]> = shards.iter().map(Vec::as_slice).collect();
         // Trailing micro-batches that cannot fill an accumulation group are dropped, as Trainer does.
         let groups: Vec<&[&[usize]]> = batches.chunks(accum).take(steps_per_epoch).skip(done_in_epoch).collect();
         for (gi, group) in groups.iter().enumerate() {
@@ -262,7 +272,15 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             st.epoch = round4(step as f64 / steps_per_epoch as f64);
             if step % args.logging_steps.max(1) == 0 || step == total {
                 tally.drain(&mut st, args)?;
-                let interval_sum = tally.loss.double_value(&[]);
+                let interval_sum = match crate::train::ddp::group() {
+                    // Trainer logs the mean of the ranks' losses.
+                    Some(g) => {
+                        let t = tally.loss.to_device(tch::Device::Cpu).to_kind(Kind::Double).reshape([1]);
+                        g.all_reduce_sum(&[&t])?;
+                        t.double_value(&[0]) / g.world_size as f64
+                    }
+                    None => tally.loss.double_value(&[]),
+                };
                 let mean = interval_sum / st.interval_steps.max(1) as f64;
                 st.loss_sum += interval_sum;
                 let secs = interval_start.elapsed().as_secs_f64();
