@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::torch_dist::ProcessGroup;
 use crate::train::launch::World;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// A `ProcessGroup` shared by the threads of this process.
@@ -37,4 +38,13 @@ pub fn rank() -> usize {
 /// Whether this process writes the run's outputs (rank 0, or the only process).
 pub fn is_main() -> bool {
     rank() == 0
+}
+
+/// Where this rank writes a run's outputs: `out` on rank 0; on the others a scratch directory of
+/// their own, since every rank computes the same results and only one may write them.
+pub fn output_dir(out: PathBuf) -> PathBuf {
+    match group() {
+        Some(g) if g.rank != 0 => std::env::temp_dir().join(format!("finetune-rank{}-{}", g.rank, std::process::id())),
+        _ => out,
+    }
 }
