@@ -68,7 +68,7 @@ extern "C" {
 // Joins the job: rank 0 hosts the TCPStore at host:port unless an agent hosts it
 // (`agent_store`, torchrun's TORCHELASTIC_USE_AGENT_STORE), every rank connects, and a Gloo
 // process group over it serves CPU tensors.
-char *ft_dist_init(const char *host, int port, int rank, int world_size, bool agent_store, int64_t timeout_ms, FtGroup **out) {
+char *ft_dist_init(const char *host, int port, int rank, int world_size, bool agent_store, const char *prefix, int64_t timeout_ms, FtGroup **out) {
   GUARDED({
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions o;
@@ -77,9 +77,9 @@ char *ft_dist_init(const char *host, int port, int rank, int world_size, bool ag
     o.numWorkers = world_size;
     o.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
-    // torchrun's agent store is shared with its own keys; ours go under a prefix, as
-    // torch.distributed's default group does.
-    auto store = c10::make_intrusive<c10d::PrefixStore>("default_pg", c10::static_intrusive_pointer_cast<c10d::Store>(tcp));
+    // Our keys go under the prefix torch.distributed's default group uses (with torchrun's agent
+    // store, one per restart attempt, since the store outlives the workers).
+    auto store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), c10::static_intrusive_pointer_cast<c10d::Store>(tcp));
     auto st = c10::static_intrusive_pointer_cast<c10d::Store>(store);
     auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(st, rank, world_size, c10d::ProcessGroupGloo::Options::create_default(timeout));
     auto group = c10::make_intrusive<c10d::ProcessGroup>(st, rank, world_size);

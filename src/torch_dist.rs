@@ -9,7 +9,7 @@ use std::time::Duration;
 use tch::Tensor;
 
 extern "C" {
-    fn ft_dist_init(host: *const c_char, port: c_int, rank: c_int, world_size: c_int, agent_store: bool, timeout_ms: i64, out: *mut *mut c_void) -> *mut c_char;
+    fn ft_dist_init(host: *const c_char, port: c_int, rank: c_int, world_size: c_int, agent_store: bool, prefix: *const c_char, timeout_ms: i64, out: *mut *mut c_void) -> *mut c_char;
     fn ft_dist_free(g: *mut c_void);
     fn ft_dist_broadcast(g: *mut c_void, ts: *const Raw, n: usize, root: c_int) -> *mut c_char;
     fn ft_dist_allreduce_sum(g: *mut c_void, ts: *const Raw, n: usize) -> *mut c_char;
@@ -32,6 +32,9 @@ pub struct Rendezvous {
     /// The store is hosted by a launcher's agent (torchrun's `TORCHELASTIC_USE_AGENT_STORE`),
     /// not by rank 0.
     pub agent_store: bool,
+    /// torchrun's restart attempt (`TORCHELASTIC_RESTART_COUNT`): with an agent's store, each
+    /// attempt's keys live apart.
+    pub attempt: u64,
     pub timeout: Duration,
 }
 
@@ -52,8 +55,14 @@ impl ProcessGroup {
     /// Joins: returns once every rank has connected, or fails after the timeout.
     pub fn join(r: &Rendezvous) -> Result<ProcessGroup> {
         let host = CString::new(r.host.as_str()).map_err(|_| crate::error::Error::Invalid(format!("MASTER_ADDR {:?} holds a NUL byte", r.host)))?;
+        // torch.distributed's prefixes: `/worker/attempt_<n>` under an agent, then `default_pg`.
+        let prefix = match r.agent_store {
+            true => format!("/worker/attempt_{}/default_pg", r.attempt),
+            false => "default_pg".to_string(),
+        };
+        let prefix = CString::new(prefix).expect("no NUL in the prefix");
         let mut ptr = std::ptr::null_mut();
-        check(unsafe { ft_dist_init(host.as_ptr(), r.port as c_int, r.rank as c_int, r.world_size as c_int, r.agent_store, r.timeout.as_millis() as i64, &mut ptr) })?;
+        check(unsafe { ft_dist_init(host.as_ptr(), r.port as c_int, r.rank as c_int, r.world_size as c_int, r.agent_store, prefix.as_ptr(), r.timeout.as_millis() as i64, &mut ptr) })?;
         Ok(ProcessGroup { ptr, rank: r.rank, world_size: r.world_size })
     }
 

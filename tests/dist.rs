@@ -16,7 +16,7 @@ fn on_ranks<T: Send + 'static>(world: usize, f: impl Fn(ProcessGroup) -> T + Sen
         .map(|rank| {
             let f = f.clone();
             std::thread::spawn(move || {
-                let r = Rendezvous { host: "127.0.0.1".into(), port, rank, world_size: world, agent_store: false, timeout: Duration::from_secs(60) };
+                let r = Rendezvous { host: "127.0.0.1".into(), port, rank, world_size: world, agent_store: false, attempt: 0, timeout: Duration::from_secs(60) };
                 f(ProcessGroup::join(&r).unwrap())
             })
         })

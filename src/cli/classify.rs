@@ -141,8 +141,10 @@ impl ClassifyCli {
 }
 
 /// Runs the job (or a seed sweep) and prints its results.
-pub fn run(c: ClassifyCli) -> Result<()> {
+pub fn run(mut c: ClassifyCli) -> Result<()> {
     install_interrupts()?;
+    let Some(_rank) = super::launch::start(&c.training.distributed, &c.run)? else { return Ok(()) };
+    c.output_dir = crate::train::ddp::output_dir(c.output_dir);
     let seeds = c.seeds.list(c.training.seed);
     let out = c.output_dir.clone();
     let args = c.into_args()?;

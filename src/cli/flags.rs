@@ -204,13 +204,19 @@ pub struct TrainCli {
     pub no_eval_each_epoch: bool,
     #[command(flatten)]
     pub checkpointing: CheckpointCli,
+    #[command(flatten)]
+    pub distributed: super::launch::DistCli,
 }
 
 impl TrainCli {
     /// The loop's arguments, with this command's defaults for what the user left out.
     pub fn into_args(self, learning_rate: f64, batch_size: usize, epochs: f64) -> Result<(TrainArgs, Option<ResumeFrom>)> {
         let c = self.checkpointing;
-        let resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
+        let mut resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
+        // A job torchrun restarted (--max-restarts) goes on from its newest complete checkpoint.
+        if std::env::var("TORCHELASTIC_RESTART_COUNT").is_ok_and(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0)) {
+            resume.get_or_insert(ResumeFrom::Auto);
+        }
         Ok((
             TrainArgs {
                 optim: OptimConfig {

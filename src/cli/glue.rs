@@ -83,6 +83,7 @@ pub fn run(g: GlueCli) -> Result<()> {
 /// [`run`], each run a student of `distill`'s teacher when given (`finetune distill`).
 pub fn run_with(g: GlueCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
+    let Some(_rank) = super::launch::start(&g.training.distributed, &g.run)? else { return Ok(()) };
     let (data_dir, output_dir) = (required(g.data_dir.clone(), "glue", "--data-dir")?, crate::train::ddp::output_dir(required(g.output_dir.clone(), "glue", "--output-dir")?));
     let task_arg = required(g.task.clone(), "glue", "--task")?;
     let tasks: Vec<(Task, PathBuf)> = if task_arg.eq_ignore_ascii_case("all") {

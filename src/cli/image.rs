@@ -1,6 +1,6 @@
 //! `finetune image`: fine-tune an ImageNet backbone on an image classification task (PaddleHub
 //! lists or an ImageFolder tree); `image eval` scores a model directory on one labelled list.
-use super::flags::{install_interrupts, parse_device, LayoutCli, RunCli, TrainCli};
+use super::flags::{install_interrupts, parse_device, required, LayoutCli, RunCli, TrainCli};
 use crate::error::{Error, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -132,12 +132,13 @@ fn eval(e: ImageEvalCli) -> Result<()> {
 
 fn train(t: ImageTrainCli) -> Result<()> {
     install_interrupts()?;
+    let Some(_rank) = super::launch::start(&t.training.distributed, &t.run)? else { return Ok(()) };
     let (mut train, resume) = t.training.into_args(1e-3, 32, 5.0)?;
     let device = t.run.device.apply(&mut train)?;
     let args = crate::train::image::ImageArgs {
         model: t.model,
         data: t.data.data()?,
-        output_dir: t.output_dir.ok_or_else(|| Error::Invalid("`finetune image` needs --output-dir".into()))?,
+        output_dir: crate::train::ddp::output_dir(required(t.output_dir, "image", "--output-dir")?),
         image_size: t.image_size,
         freeze_backbone: t.freeze_backbone,
         net: crate::train::image::NetOptionsArgs {

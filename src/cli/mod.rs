@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod flags;
 pub mod glue;
 pub mod image;
+pub mod launch;
 pub mod ner;
 pub mod predict;
 pub mod quantize;
@@ -78,9 +79,6 @@ pub enum Command {
 
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<()> {
-    if let Some(world) = crate::train::launch::from_env(|k| std::env::var(k).ok(), std::time::Duration::from_secs(1800))? {
-        crate::train::ddp::init(&world)?;
-    }
     match cli.command {
         Command::Glue(g) => glue::run(g),
         Command::Classify(c) => classify::run(c),

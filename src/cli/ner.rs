@@ -126,6 +126,7 @@ pub fn run(n: NerCli) -> Result<()> {
 /// ner`).
 pub fn train(t: NerTrainCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
+    let Some(_rank) = super::launch::start(&t.training.distributed, &t.run)? else { return Ok(()) };
     let seeds = t.seeds.list(t.training.seed);
     // run_ner.py's defaults: Trainer's learning rate, batch size and epochs.
     let (mut train, resume) = t.training.into_args(5e-5, 8, 3.0)?;
@@ -141,7 +142,7 @@ pub fn train(t: NerTrainCli, distill: Option<DistillArgs>) -> Result<()> {
         label_all_tokens: t.label_all_tokens,
         max_seq_length: t.files.max_seq_length,
         per_device_eval_batch_size: t.files.eval_batch_size,
-        output_dir: required(t.output_dir, "ner", "--output-dir")?,
+        output_dir: crate::train::ddp::output_dir(required(t.output_dir, "ner", "--output-dir")?),
         train,
         device,
         max_train_samples: t.run.max_train_samples,

@@ -137,13 +137,14 @@ pub fn run(s: SquadCli) -> Result<()> {
 /// Trains, as a student of `distill`'s teacher when given (`finetune distill squad`).
 pub fn train(t: SquadTrainCli, distill: Option<DistillArgs>) -> Result<()> {
     install_interrupts()?;
+    let Some(_rank) = super::launch::start(&t.training.distributed, &t.run)? else { return Ok(()) };
     let (mut train, resume) = t.training.into_args(3e-5, 12, 2.0)?;
     let device = t.run.device.apply(&mut train)?;
     let args = crate::train::squad::SquadArgs {
         model_name_or_path: t.model,
         train_file: required(t.train_file, "squad", "--train-file")?,
         dev_file: required(t.dev_file, "squad", "--dev-file")?,
-        output_dir: required(t.output_dir, "squad", "--output-dir")?,
+        output_dir: crate::train::ddp::output_dir(required(t.output_dir, "squad", "--output-dir")?),
         version_2_with_negative: t.version_2_with_negative,
         max_seq_length: t.max_seq_length,
         doc_stride: t.doc_stride,

@@ -225,6 +225,12 @@ impl TrainArgs {
         ] {
             m.insert(k.into(), v);
         }
+        // A data-parallel run resumes at its own world size only (a single process's fingerprint
+        // stays as it was).
+        let world = crate::train::ddp::world_size();
+        if world > 1 {
+            m.insert("world_size".into(), json!(world));
+        }
         Value::Object(m)
     }
 

@@ -3,8 +3,10 @@
 use crate::error::{Error, Result};
 use crate::torch_dist::ProcessGroup;
 use crate::train::launch::World;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use tch::Tensor;
 
 /// A `ProcessGroup` shared by the threads of this process.
 struct Shared(ProcessGroup);
@@ -41,10 +43,66 @@ pub fn is_main() -> bool {
 }
 
 /// Where this rank writes a run's outputs: `out` on rank 0; on the others a scratch directory of
-/// their own, since every rank computes the same results and only one may write them.
+/// their own ([`scratch_root`], removed when the command ends), since every rank computes the same
+/// results and only rank 0 writes them. Checkpoints are rank 0's too (with every rank's generator
+/// states in them), and every rank resumes from rank 0's.
 pub fn output_dir(out: PathBuf) -> PathBuf {
     match group() {
-        Some(g) if g.rank != 0 => std::env::temp_dir().join(format!("finetune-rank{}-{}", g.rank, std::process::id())),
+        Some(g) if g.rank != 0 => scratch_root().join(out.file_name().unwrap_or(out.as_os_str())),
         _ => out,
     }
+}
+
+/// This process's scratch directory as a rank other than 0.
+pub fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join(format!("finetune-rank{}-{}", rank(), std::process::id()))
+}
+
+/// Whether any rank passes `true` (every rank calls this at the same point).
+pub fn any(flag: bool) -> Result<bool> {
+    let Some(g) = group() else { return Ok(flag) };
+    let t = Tensor::from_slice(&[flag as i64]);
+    g.all_reduce_sum(&[&t]).map_err(|e| collective("agreeing on a stop", e))?;
+    Ok(t.int64_value(&[0]) > 0)
+}
+
+/// Rank 0's `path` on every rank (every rank calls this at the same point; the others' argument
+/// is ignored). A path a rank can read only where ranks share a filesystem, as for Trainer.
+pub fn broadcast_path(path: Option<&Path>) -> Result<Option<PathBuf>> {
+    let Some(g) = group() else { return Ok(path.map(Path::to_path_buf)) };
+    // Linux's PATH_MAX, plus a byte that says whether there is a path.
+    let mut buf = vec![0u8; 4097];
+    if let Some(p) = path.filter(|_| g.rank == 0) {
+        let b = p.as_os_str().as_bytes();
+        let n = b.len().min(4096);
+        buf[0] = 1;
+        buf[1..=n].copy_from_slice(&b[..n]);
+    }
+    let t = Tensor::from_slice(&buf);
+    g.broadcast(&[&t], 0).map_err(|e| collective("sharing a checkpoint path", e))?;
+    let got = Vec::<u8>::try_from(&t)?;
+    if got[0] == 0 {
+        return Ok(None);
+    }
+    let end = got[1..].iter().position(|&b| b == 0).map_or(got.len(), |i| i + 1);
+    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(&got[1..end]))))
+}
+
+/// Every rank's named tensors (the same names and shapes on each), in rank order.
+pub fn gather(named: &[(&str, Tensor)]) -> Result<Vec<Vec<(String, Tensor)>>> {
+    let Some(g) = group() else { return Ok(vec![named.iter().map(|(n, t)| (n.to_string(), t.shallow_clone())).collect()]) };
+    let mut per_rank: Vec<Vec<(String, Tensor)>> = (0..g.world_size).map(|_| Vec::new()).collect();
+    for (name, t) in named {
+        let all = g.all_gather(&t.contiguous()).map_err(|e| collective("gathering generator states", e))?;
+        for (r, v) in per_rank.iter_mut().enumerate() {
+            v.push((name.to_string(), all.get(r as i64)));
+        }
+    }
+    Ok(per_rank)
+}
+
+/// A failed collective, said as what this rank was doing: the usual cause is another rank that
+/// stopped (its launcher names it).
+pub fn collective(doing: &str, e: Error) -> Error {
+    Error::Invalid(format!("data-parallel rank {} of {}: {doing} failed; another rank has probably stopped (see its launcher's message): {e}", rank(), world_size()))
 }

@@ -54,7 +54,8 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Resu
     let port = get("MASTER_PORT").ok_or_else(|| Error::Invalid(format!("{launcher} environment without MASTER_PORT")))?;
     let port = port.trim().parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| Error::Invalid(format!("MASTER_PORT={port:?}: expected a port number")))?;
     let agent_store = get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    Ok(Some(World { rendezvous: Rendezvous { host, port, rank, world_size, agent_store, timeout }, local_rank, local_world_size }))
+    let attempt = get("TORCHELASTIC_RESTART_COUNT").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    Ok(Some(World { rendezvous: Rendezvous { host, port, rank, world_size, agent_store, attempt, timeout }, local_rank, local_world_size }))
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "trainer_state.json";
 pub const FINGERPRINT_FILE: &str = "run_fingerprint.json";
 pub const RNG_FILE: &str = "rng_state.safetensors";
+/// The generator states of rank `rank` of a data-parallel run (rank 0's, or a single process's:
+/// [`RNG_FILE`]), as Trainer's `rng_state_{rank}.pth`.
+pub fn rng_file(rank: usize) -> String {
+    match rank {
+        0 => RNG_FILE.to_string(),
+        r => format!("rng_state_{r}.safetensors"),
+    }
+}
+
 /// Every file a complete checkpoint holds besides its manifest.
 pub const CHECKPOINT_FILES: [&str; 5] = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, FINGERPRINT_FILE, RNG_FILE];
 const MANIFEST_FILE: &str = "manifest.json";

@@ -101,10 +101,15 @@ impl Stepper {
             None => maybe_autocast(self.device, self.amp, loss)?,
         };
         let weighted = &loss * w;
-        match &self.scaler {
-            Some(s) => s.scale(&weighted).backward(),
-            None => weighted.backward(),
-        }
+        let backward = match &self.scaler {
+            Some(s) => s.scale(&weighted).f_backward(),
+            None => weighted.f_backward(),
+        };
+        // Under DDP the gradient exchange runs inside backward: a failure there is a collective's.
+        backward.map_err(|e| match self.reducer {
+            Some(_) => crate::train::ddp::collective("exchanging gradients", e.into()),
+            None => e.into(),
+        })?;
         self.step_loss += loss.detach().to_kind(Kind::Float) * w;
         Ok(())
     }

@@ -108,9 +108,8 @@ fn generators(device: tch::Device) -> Vec<(&'static str, tch::Device)> {
     g
 }
 
-fn save_rng_states(path: &Path, device: tch::Device) -> Result<()> {
-    let states = generators(device).into_iter().map(|(name, d)| Ok((name, torch_ext::rng_state(d)?))).collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::write_safetensors(&states, path)?)
+fn rng_states(device: tch::Device) -> Result<Vec<(&'static str, Tensor)>> {
+    generators(device).into_iter().map(|(name, d)| Ok((name, torch_ext::rng_state(d)?))).collect()
 }
 
 fn restore_rng_states(path: &Path, device: tch::Device) -> Result<()> {
@@ -130,7 +129,11 @@ fn restore(dir: &Path, vs: &VarStore, stepper: &mut Stepper, fingerprint: &Value
         return Err(Error::file(dir, format!("checkpoint lacks weights {:?}", report.newly_initialised)));
     }
     stepper.opt.load(&dir.join(resume::OPTIMIZER_FILE))?;
-    restore_rng_states(&dir.join(resume::RNG_FILE), vs.device())?;
+    let rng = dir.join(resume::rng_file(crate::train::ddp::rank()));
+    if !rng.is_file() {
+        return Err(Error::file(dir, format!("no generator state for rank {}: the checkpoint was written by a run with fewer processes", crate::train::ddp::rank())));
+    }
+    restore_rng_states(&rng, vs.device())?;
     let path = dir.join(resume::STATE_FILE);
     let st: TrainerState = serde_json::from_slice(&crate::io::read(&path)?).map_err(|e| Error::Json { path: path.clone(), source: e })?;
     if let Some(scaler) = &mut stepper.scaler {
@@ -139,18 +142,29 @@ fn restore(dir: &Path, vs: &VarStore, stepper: &mut Stepper, fingerprint: &Value
     Ok(st)
 }
 
+/// Writes `checkpoint-<step>` (rank 0, with every rank's generator states; every rank calls this)
+/// and returns its path on every rank.
 fn save_checkpoint(out: &Path, vs: &VarStore, opt: &AdamW, st: &TrainerState, fingerprint: &Value, limit: Option<usize>) -> Result<PathBuf> {
-    let dir = resume::save(out, st.global_step, |tmp| {
-        crate::model::checkpoint::save_safetensors(vs, &tmp.join(resume::MODEL_FILE))?;
-        opt.save(&tmp.join(resume::OPTIMIZER_FILE))?;
-        save_rng_states(&tmp.join(resume::RNG_FILE), vs.device())?;
-        crate::io::write_json(&tmp.join(resume::STATE_FILE), st)?;
-        crate::io::write_json(&tmp.join(resume::FINGERPRINT_FILE), fingerprint)
-    })?;
-    if let Some(k) = limit {
-        resume::rotate(out, k, fingerprint)?;
-    }
-    Ok(dir)
+    let states = crate::train::ddp::gather(&rng_states(vs.device())?)?;
+    let saved = if crate::train::ddp::is_main() {
+        let dir = resume::save(out, st.global_step, |tmp| {
+            crate::model::checkpoint::save_safetensors(vs, &tmp.join(resume::MODEL_FILE))?;
+            opt.save(&tmp.join(resume::OPTIMIZER_FILE))?;
+            for (rank, s) in states.iter().enumerate() {
+                Tensor::write_safetensors(s, tmp.join(resume::rng_file(rank)))?;
+            }
+            crate::io::write_json(&tmp.join(resume::STATE_FILE), st)?;
+            crate::io::write_json(&tmp.join(resume::FINGERPRINT_FILE), fingerprint)
+        })?;
+        if let Some(k) = limit {
+            resume::rotate(out, k, fingerprint)?;
+        }
+        Some(dir)
+    } else {
+        None
+    };
+    // Also the point after which every rank knows the checkpoint is complete.
+    crate::train::ddp::broadcast_path(saved.as_deref())?.ok_or_else(|| Error::Invalid("rank 0 wrote no checkpoint".into()))
 }
 
 pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn Workload, run: &RunContext) -> Result<TrainSummary> {
@@ -173,26 +187,32 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
     let accum = args.gradient_accumulation_steps;
     let fingerprint = args.fingerprint(n_examples, &run.fingerprint);
 
-    let resumed_from = match &run.resume {
-        None => None,
-        Some(ResumeFrom::Auto) => {
+    let resumed_from = match (&run.resume, crate::train::ddp::is_main()) {
+        (None, _) | (_, false) => None,
+        (Some(ResumeFrom::Auto), true) => {
             let found = resume::latest_complete(out);
             if found.is_none() {
                 tracing::info!("--resume auto: no complete checkpoint in {}; starting from scratch", out.display());
             }
             found
         }
-        Some(ResumeFrom::Dir(d)) => {
+        (Some(ResumeFrom::Dir(d)), true) => {
             resume::validate(d).map_err(|why| Error::file(d, format!("cannot resume: {why}")))?;
             Some(d.clone())
         }
+    };
+    // Every rank resumes from rank 0's choice.
+    let resumed_from = match run.resume {
+        Some(_) => crate::train::ddp::broadcast_path(resumed_from.as_deref())?,
+        None => None,
     };
     let log_path = out.join("train_log.jsonl");
     let (mut st, mut log) = match &resumed_from {
         Some(dir) => {
             let st = restore(dir, vs, &mut stepper, &fingerprint)?;
             tracing::info!("resuming from {} at step {}", dir.display(), st.global_step);
-            let log = RunLog::resume(&log_path, st.log_offset)?;
+            // Other ranks' logs go to their scratch directories, fresh.
+            let log = if crate::train::ddp::is_main() { RunLog::resume(&log_path, st.log_offset)? } else { RunLog::create(&log_path)? };
             (st, log)
         }
         None => {
@@ -208,7 +228,7 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
-        tch::no_grad(|| g.broadcast(&params, 0))?;
+        tch::no_grad(|| g.broadcast(&params, 0)).map_err(|e| crate::train::ddp::collective("receiving rank 0's weights", e))?;
         stepper.reducer = Some(crate::torch_dist::Reducer::new(g, &params)?);
     }
     let bar = ProgressBar::new(total as u64);
@@ -276,7 +296,7 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
                     // Trainer logs the mean of the ranks' losses.
                     Some(g) => {
                         let t = tally.loss.to_device(tch::Device::Cpu).to_kind(Kind::Double).reshape([1]);
-                        g.all_reduce_sum(&[&t])?;
+                        g.all_reduce_sum(&[&t]).map_err(|e| crate::train::ddp::collective("averaging the logged loss", e))?;
                         t.double_value(&[0]) / g.world_size as f64
                     }
                     None => tally.loss.double_value(&[]),
@@ -299,7 +319,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             if args.eval_steps.is_some_and(|n| step % n == 0) || (args.eval_each_epoch && at_epoch_end) {
                 early_stopped = bar.suspend(|| maybe_autocast(device, amp, || evaluate(args, work, &mut st, &mut log)))?;
             }
-            let interrupted = crate::train::interrupt::requested();
+            // A signal may reach one rank only: all stop at the same step, with one checkpoint.
+            let interrupted = crate::train::ddp::any(crate::train::interrupt::requested())?;
             let mut last_saved = None;
             if args.should_save(step, at_epoch_end) || interrupted {
                 tally.drain(&mut st, args)?;
