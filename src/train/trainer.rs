@@ -268,6 +268,8 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         for (gi, group) in groups.iter().enumerate() {
             let step = st.global_step;
             let n_group: usize = group.iter().map(|b| b.len()).sum();
+            // Every rank's batches are as large (the tail wraps round): the step's global count.
+            let n_global = n_group * crate::train::ddp::world_size();
             let mut micro = Vec::with_capacity(group.len());
             for (bi, b) in group.iter().enumerate() {
                 let next = match group.get(bi + 1) {
@@ -285,9 +287,9 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
             tally.record(&step_loss, &skipped, step + 1);
             st.global_step += 1;
             let step = st.global_step;
-            st.interval_examples += n_group;
-            st.examples_seen += n_group;
-            session_examples += n_group;
+            st.interval_examples += n_global;
+            st.examples_seen += n_global;
+            session_examples += n_global;
             bar.inc(1);
             st.epoch = round4(step as f64 / steps_per_epoch as f64);
             if step % args.logging_steps.max(1) == 0 || step == total {
