@@ -119,7 +119,11 @@ class StepLossTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        self.step_losses.append(float(loss))
+        mean = loss.detach().clone()
+        if torch.distributed.is_initialized():  # under torchrun: the ranks' mean, as logged
+            torch.distributed.all_reduce(mean)
+            mean /= torch.distributed.get_world_size()
+        self.step_losses.append(float(mean))
         return loss
 
 
@@ -127,7 +131,8 @@ def train_and_evaluate(a, model, tok, train, dev, compute, collator=None):
     """Trainer with the recipe in `a` (no evaluation during training), then one evaluation; writes
     eval_results.json, train_results.json and train_log.jsonl into a.output_dir. Shared by the
     reference scripts of the text-classification and NER jobs (`collator`: default dynamic padding).
-    step_losses.json holds each step's loss. Returns the trainer."""
+    step_losses.json holds each step's loss (under torchrun, the ranks' mean, as Trainer logs it;
+    rank 0 writes). Returns the trainer."""
     args = TrainingArguments(
         output_dir=a.output_dir, learning_rate=a.learning_rate, per_device_train_batch_size=a.batch_size,
         per_device_eval_batch_size=64, num_train_epochs=a.epochs, seed=a.seed, eval_strategy="no",
@@ -138,6 +143,8 @@ def train_and_evaluate(a, model, tok, train, dev, compute, collator=None):
     tr = trainer.train()
     res = trainer.evaluate()
     res["eval_samples"] = len(dev)
+    if not trainer.is_world_process_zero():
+        return trainer
     os.makedirs(a.output_dir, exist_ok=True)
     json.dump(res, open(os.path.join(a.output_dir, "eval_results.json"), "w"), indent=4, sort_keys=True)
     json.dump(tr.metrics, open(os.path.join(a.output_dir, "train_results.json"), "w"), indent=4, sort_keys=True)

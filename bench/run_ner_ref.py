@@ -108,6 +108,8 @@ def main():
         return out
 
     trainer = train_and_evaluate(a, model, tok, train, dev, compute, DataCollatorForTokenClassification(tok))
+    if not trainer.is_world_process_zero():  # under torchrun, rank 0 writes
+        return
     res = json.load(open(os.path.join(a.output_dir, "eval_results.json")))
     res["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     json.dump(res, open(os.path.join(a.output_dir, "eval_results.json"), "w"), indent=4, sort_keys=True)

@@ -1,5 +1,5 @@
 // PyTorch's distributed engine (c10d) for data-parallel training, which tch 0.24 does not expose:
-// a TCPStore rendezvous, a Gloo process group (NCCL where the libtorch has CUDA), the collectives
+// a TCPStore rendezvous, a Gloo process group (CPU tensors; NCCL is not built yet), the collectives
 // the trainer needs (broadcast, all-reduce, all-gather, barrier), and DDP's Reducer, which
 // all-reduces gradient buckets while backward is still running.
 //
@@ -136,14 +136,14 @@ char *ft_dist_barrier(FtGroup *g) { GUARDED(g->group->barrier()->wait()) }
 // DDP's Reducer over `params` (in registration order), buckets as DistributedDataParallel makes
 // them: compute_bucket_assignment_by_size with a first bucket of `first_bucket_bytes` and
 // `bucket_bytes` after it, in reverse order (gradients become ready from the last layer back).
-char *ft_reducer_new(FtGroup *g, tensor *ps, size_t n, int64_t first_bucket_bytes, int64_t bucket_bytes, FtReducer **out) {
+char *ft_reducer_new(FtGroup *g, tensor *ps, size_t n, int64_t first_bucket_bytes, int64_t bucket_bytes, bool find_unused, FtReducer **out) {
   GUARDED({
     auto params = tensors(ps, n);
     std::vector<bool> sparse(n, false);
     auto assignment = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(first_bucket_bytes), static_cast<size_t>(bucket_bytes)}, sparse);
     auto buckets = std::get<0>(assignment);
     std::reverse(buckets.begin(), buckets.end());
-    auto r = std::make_unique<c10d::Reducer>(params, buckets, g->group, sparse, bucket_bytes, false, false, std::unordered_map<size_t, std::string>{}, first_bucket_bytes, false, false, std::vector<int64_t>{});
+    auto r = std::make_unique<c10d::Reducer>(params, buckets, g->group, sparse, bucket_bytes, find_unused, false, std::unordered_map<size_t, std::string>{}, first_bucket_bytes, false, false, std::vector<int64_t>{});
     *out = new FtReducer{std::move(r)};
   })
 }
@@ -152,9 +152,10 @@ void ft_reducer_free(FtReducer *r) { delete r; }
 
 char *ft_reducer_prepare_forward(FtReducer *r) { GUARDED(r->reducer->prepare_for_forward()) }
 
-// Call before backward: the gradients of every parameter are then all-reduced (averaged over
-// ranks) as they become ready, and written back before backward returns.
-char *ft_reducer_prepare_backward(FtReducer *r) { GUARDED(r->reducer->prepare_for_backward({})) }
+// Call before backward of `loss`: the gradients of every parameter are then all-reduced (averaged
+// over ranks) as they become ready, and written back before backward returns. With
+// find_unused, parameters the loss does not reach (found from its graph) count as ready.
+char *ft_reducer_prepare_backward(FtReducer *r, tensor loss) { GUARDED(r->reducer->prepare_for_backward({*loss})) }
 
 // After the first backward, DDP re-buckets in the order gradients were ready.
 char *ft_reducer_rebuild_buckets(FtReducer *r, bool *rebuilt) { GUARDED(*rebuilt = r->reducer->rebuild_buckets()) }

@@ -15,10 +15,10 @@ extern "C" {
     fn ft_dist_allreduce_sum(g: *mut c_void, ts: *const Raw, n: usize) -> *mut c_char;
     fn ft_dist_allgather(g: *mut c_void, t: Raw, out: *mut Raw) -> *mut c_char;
     fn ft_dist_barrier(g: *mut c_void) -> *mut c_char;
-    fn ft_reducer_new(g: *mut c_void, ps: *const Raw, n: usize, first_bucket_bytes: i64, bucket_bytes: i64, out: *mut *mut c_void) -> *mut c_char;
+    fn ft_reducer_new(g: *mut c_void, ps: *const Raw, n: usize, first_bucket_bytes: i64, bucket_bytes: i64, find_unused: bool, out: *mut *mut c_void) -> *mut c_char;
     fn ft_reducer_free(r: *mut c_void);
     fn ft_reducer_prepare_forward(r: *mut c_void) -> *mut c_char;
-    fn ft_reducer_prepare_backward(r: *mut c_void) -> *mut c_char;
+    fn ft_reducer_prepare_backward(r: *mut c_void, loss: Raw) -> *mut c_char;
     fn ft_reducer_rebuild_buckets(r: *mut c_void, rebuilt: *mut bool) -> *mut c_char;
 }
 
@@ -103,11 +103,13 @@ pub struct Reducer {
 }
 
 impl Reducer {
-    /// Buckets as `DistributedDataParallel` makes them (a 1 MiB first bucket, then 25 MiB).
-    pub fn new(group: &ProcessGroup, params: &[&Tensor]) -> Result<Reducer> {
+    /// Buckets as `DistributedDataParallel` makes them (a 1 MiB first bucket, then 25 MiB), with
+    /// its `find_unused_parameters`, which Trainer turns on for transformers' models (a head may
+    /// leave a part of its encoder unused, as token classification leaves BERT's pooler).
+    pub fn new(group: &ProcessGroup, params: &[&Tensor], find_unused: bool) -> Result<Reducer> {
         let r = raw(params);
         let mut ptr = std::ptr::null_mut();
-        check(unsafe { ft_reducer_new(group.ptr, r.as_ptr(), r.len(), 1 << 20, 25 << 20, &mut ptr) })?;
+        check(unsafe { ft_reducer_new(group.ptr, r.as_ptr(), r.len(), 1 << 20, 25 << 20, find_unused, &mut ptr) })?;
         Ok(Reducer { ptr, rebuilt: false })
     }
 
@@ -121,9 +123,9 @@ impl Reducer {
         check(unsafe { ft_reducer_prepare_forward(self.ptr) })
     }
 
-    /// Before backward: its gradients come out averaged over the ranks.
-    pub fn prepare_backward(&mut self) -> Result<()> {
-        check(unsafe { ft_reducer_prepare_backward(self.ptr) })
+    /// Before backward of `loss`: its gradients come out averaged over the ranks.
+    pub fn prepare_backward(&mut self, loss: &Tensor) -> Result<()> {
+        check(unsafe { ft_reducer_prepare_backward(self.ptr, loss.as_ptr() as Raw) })
     }
 }
 

@@ -1,7 +1,8 @@
 //! The c10d shim (`csrc/dist.cpp`, `finetune::torch_dist`): ranks (threads here, one process
 //! group each) rendezvous over a TCPStore, Gloo's broadcast, all-reduce, all-gather and barrier
 //! give the expected tensors, and DDP's Reducer leaves every rank with the mean of the ranks'
-//! gradients after an ordinary backward — on the first step and after the buckets are rebuilt.
+//! gradients after an ordinary backward — on the first step and after the buckets are rebuilt,
+//! with a parameter the loss does not reach among them.
 use finetune::torch_dist::{ProcessGroup, Reducer, Rendezvous};
 use std::time::Duration;
 use tch::{Kind, Tensor};
@@ -58,12 +59,15 @@ fn the_reducer_averages_gradients_across_ranks() {
     let got = on_ranks(world, move |g| {
         let (w1, w2) = init();
         let (w1, w2) = (w1.set_requires_grad(true), w2.set_requires_grad(true));
-        let mut reducer = Reducer::new(&g, &[&w1, &w2]).unwrap();
+        // A parameter the loss never reaches (as BERT's pooler under token classification): with
+        // find_unused the reducer does not wait for its gradient, step after step.
+        let unused = Tensor::zeros([3], (Kind::Double, tch::Device::Cpu)).set_requires_grad(true);
+        let mut reducer = Reducer::new(&g, &[&w1, &unused, &w2], true).unwrap();
         (0..3)
             .map(|step| {
                 reducer.prepare_forward().unwrap();
                 let loss = net(&w1, &w2, &data(g.rank, step));
-                reducer.prepare_backward().unwrap();
+                reducer.prepare_backward(&loss).unwrap();
                 loss.backward();
                 let grads = [w1.grad().copy(), w2.grad().copy()];
                 let _ = w1.grad().zero_();

@@ -95,7 +95,7 @@ impl Stepper {
             Some(r) => {
                 r.prepare_forward()?;
                 let loss = maybe_autocast(self.device, self.amp, loss)?;
-                r.prepare_backward()?;
+                r.prepare_backward(&loss)?;
                 loss
             }
             None => maybe_autocast(self.device, self.amp, loss)?,

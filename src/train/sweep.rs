@@ -17,11 +17,16 @@ pub fn sweep(output_dir: &Path, seeds: &[u64], mut run_one: impl FnMut(u64, &Pat
     for &seed in seeds {
         let dir = seed_dir(output_dir, seed);
         let done = dir.join("eval_results.json");
-        if done.is_file() {
+        // Under data parallelism rank 0's directory decides (the other ranks write to scratch).
+        let main = crate::train::ddp::is_main();
+        if crate::train::ddp::any(main && done.is_file())? {
             eprintln!("seed {seed}: finished earlier ({}), skipped", dir.display());
         } else {
             eprintln!("seed {seed}: running in {}", dir.display());
             run_one(seed, &dir)?;
+        }
+        if !main {
+            continue;
         }
         let v: Value = serde_json::from_slice(&crate::io::read(&done)?).map_err(|e| crate::Error::Json { path: done.clone(), source: e })?;
         results.push((seed, v.as_object().cloned().unwrap_or_default()));

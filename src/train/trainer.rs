@@ -229,7 +229,7 @@ pub fn train(vs: &VarStore, n_examples: usize, args: &TrainArgs, work: &mut dyn 
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
         tch::no_grad(|| g.broadcast(&params, 0)).map_err(|e| crate::train::ddp::collective("receiving rank 0's weights", e))?;
-        stepper.reducer = Some(crate::torch_dist::Reducer::new(g, &params)?);
+        stepper.reducer = Some(crate::torch_dist::Reducer::new(g, &params, true)?);
     }
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
