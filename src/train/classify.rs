@@ -323,7 +323,7 @@ fn predict_test(model: &Model, args: &ClassifyArgs, path: &Path, out: &Path) -> 
     let targets = if has_labels { classify::map_labels(&t, &raw, model.problem(), names, args.label_list.is_some())? } else { vec![None; raw.len()] };
     let split = Split { raw, targets };
     let enc = encode(&model.encoder, &split, model.problem(), names.len().max(1))?;
-    let rows = Vec::<Vec<f32>>::try_from(model.logits(&enc.features, args.per_device_eval_batch_size))?;
+    let rows = Vec::<Vec<f32>>::try_from(model.logits(&enc.features, args.per_device_eval_batch_size)?)?;
     let mut s = String::from("index\tprediction\n");
     for (i, l) in rows.iter().enumerate() {
         let p = match model.problem() {

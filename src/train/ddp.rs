@@ -101,6 +101,26 @@ pub fn gather(named: &[(&str, Tensor)]) -> Result<Vec<Vec<(String, Tensor)>>> {
     Ok(per_rank)
 }
 
+/// Rows `0..n` of a computation split across the ranks (every rank calls this at the same point):
+/// each computes `rows(range)` for its own contiguous share (sizes within one of each other), and
+/// the shares are gathered in order — evaluation without a duplicate or a missing example. One
+/// process, or fewer rows than ranks: `rows(0..n)`.
+pub fn shard_rows(n: usize, rows: impl FnOnce(std::ops::Range<usize>) -> Tensor) -> Result<Tensor> {
+    let Some(g) = group().filter(|g| n >= g.world_size) else { return Ok(rows(0..n)) };
+    let w = g.world_size;
+    let share = |r: usize| r * n / w..(r + 1) * n / w;
+    let mine = rows(share(g.rank));
+    let width = n.div_ceil(w) as i64;
+    let mut shape = mine.size();
+    let filled = shape[0];
+    shape[0] = width;
+    let padded = Tensor::zeros(&shape, (mine.kind(), mine.device()));
+    padded.narrow(0, 0, filled).copy_(&mine);
+    let all = g.all_gather(&padded).map_err(|e| collective("gathering evaluation outputs", e))?;
+    let parts: Vec<Tensor> = (0..w).map(|r| all.get(r as i64).narrow(0, 0, share(r).len() as i64)).collect();
+    Ok(Tensor::cat(&parts, 0))
+}
+
 /// A failed collective, said as what this rank was doing: the usual cause is another rank that
 /// stopped (its launcher names it).
 pub fn collective(doing: &str, e: Error) -> Error {

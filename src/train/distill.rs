@@ -85,7 +85,7 @@ pub fn teacher_logits(args: &DistillArgs, student: &Model, train: &Encoded, text
         return Err(Error::file(dir, format!("the teacher's weights lack {:?}: not a fine-tuned model", report.newly_initialised)));
     }
     let teacher = Model { vs, net, cfg, source_dir: dir.clone(), encoder, labels: student.labels.clone(), task: student.task.clone(), pad_to_multiple_of: student.pad_to_multiple_of };
-    let logits = teacher.logits(&train.features, batch_size);
+    let logits = teacher.logits(&train.features, batch_size)?;
     Ok((logits, (args.hidden_loss_weight > 0.0).then_some(teacher)))
 }
 

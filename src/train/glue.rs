@@ -156,7 +156,7 @@ pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     if args.do_predict {
         for split in task.eval_splits() {
             let (examples, test) = load_split(task, &model.encoder, &tsv(split.test_file), false, None)?;
-            let logits = model.logits(&test.features, args.per_device_eval_batch_size);
+            let logits = model.logits(&test.features, args.per_device_eval_batch_size)?;
             write_predictions(&out.join(format!("predict_results_{}{}.txt", task.name(), split.predict_name)), task, &examples, &predictions(task, &logits)?)?;
         }
     }

@@ -37,9 +37,12 @@ pub struct Model {
 }
 
 impl Model {
-    /// Logits of every example, in order, with dropout off (batched as `finetune predict` does).
-    pub fn logits(&self, features: &[Features], batch_size: usize) -> Tensor {
-        crate::infer::batched_logits(&self.net, features, (self.encoder.pad_id, self.pad_to_multiple_of), batch_size, self.vs.device(), None)
+    /// Logits of every example, in order, with dropout off (batched as `finetune predict` does);
+    /// under data parallelism each rank computes a share (every rank calls this together).
+    pub fn logits(&self, features: &[Features], batch_size: usize) -> Result<Tensor> {
+        crate::train::ddp::shard_rows(features.len(), |share| {
+            crate::infer::batched_logits(&self.net, &features[share], (self.encoder.pad_id, self.pad_to_multiple_of), batch_size, self.vs.device(), None)
+        })
     }
 
     /// Mean loss of `logits` against the gold labels of every example.
@@ -122,7 +125,7 @@ pub fn final_evaluation(model: &Model, data: &Encoded, scorer: &Scorer, batch_si
 /// the logits and the objective.
 fn score_split(model: &Model, data: &Encoded, scorer: &Scorer, batch_size: usize, suffix: &str, into: &mut Map<String, serde_json::Value>) -> Result<(Tensor, f64)> {
     let labels = data.labels.as_ref().ok_or_else(|| Error::Invalid("evaluation split has no labels".into()))?;
-    let logits = model.logits(&data.features, batch_size);
+    let logits = model.logits(&data.features, batch_size)?;
     let (scores, objective) = scorer(&logits, labels)?;
     insert_prefixed(into, &scores, suffix);
     into.insert(format!("eval_loss{suffix}"), json!(model.loss(&logits, labels)));
