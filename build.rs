@@ -29,6 +29,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
     println!("cargo:rerun-if-changed=csrc/torch_ext.cpp");
     println!("cargo:rerun-if-changed=csrc/dist.cpp");
+    println!("cargo:rerun-if-changed=csrc/guarded.h");
     let Some(torch) = libtorch_dir() else {
         panic!("set LIBTORCH to a torch 2.11 installation (`export LIBTORCH=$(bash scripts/setup-libtorch.sh)`)");
     };

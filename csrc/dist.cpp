@@ -36,24 +36,7 @@ class ProcessGroupGloo : public Backend {
 };
 }  // namespace c10d
 
-typedef at::Tensor *tensor;
-
-#define GUARDED(...)                                                           \
-  try {                                                                        \
-    __VA_ARGS__;                                                               \
-    return nullptr;                                                            \
-  } catch (const std::exception &e) {                                          \
-    return strdup(e.what());                                                   \
-  } catch (...) {                                                              \
-    return strdup("unknown C++ exception");                                    \
-  }
-
-static std::vector<at::Tensor> tensors(tensor *ts, size_t n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (size_t i = 0; i < n; i++) v.push_back(*ts[i]);
-  return v;
-}
+#include "guarded.h"
 
 struct FtGroup {
   c10::intrusive_ptr<c10d::ProcessGroup> group;
@@ -138,7 +121,7 @@ char *ft_dist_barrier(FtGroup *g) { GUARDED(g->group->barrier()->wait()) }
 // `bucket_bytes` after it, in reverse order (gradients become ready from the last layer back).
 char *ft_reducer_new(FtGroup *g, tensor *ps, size_t n, int64_t first_bucket_bytes, int64_t bucket_bytes, bool find_unused, FtReducer **out) {
   GUARDED({
-    auto params = tensors(ps, n);
+    auto params = list(ps, n);
     std::vector<bool> sparse(n, false);
     auto assignment = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(first_bucket_bytes), static_cast<size_t>(bucket_bytes)}, sparse);
     auto buckets = std::get<0>(assignment);

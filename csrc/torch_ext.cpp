@@ -34,25 +34,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-typedef at::Tensor *tensor;
-
-#define GUARDED(...)                                                           \
-  try {                                                                        \
-    __VA_ARGS__;                                                               \
-    return nullptr;                                                            \
-  } catch (const std::exception &e) {                                          \
-    return strdup(e.what());                                                   \
-  } catch (...) {                                                              \
-    /* Anything else would unwind through extern "C" and abort the process. */ \
-    return strdup("unknown C++ exception");                                    \
-  }
-
-static std::vector<at::Tensor> list(tensor *ts, size_t n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (size_t i = 0; i < n; i++) v.push_back(*ts[i]);
-  return v;
-}
+#include "guarded.h"
 
 extern "C" {
 
