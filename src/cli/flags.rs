@@ -213,8 +213,7 @@ impl TrainCli {
     pub fn into_args(self, learning_rate: f64, batch_size: usize, epochs: f64) -> Result<(TrainArgs, Option<ResumeFrom>)> {
         let c = self.checkpointing;
         let mut resume = c.resume.as_deref().map(str::parse::<ResumeFrom>).transpose()?;
-        // A job torchrun restarted (--max-restarts) goes on from its newest complete checkpoint.
-        if std::env::var("TORCHELASTIC_RESTART_COUNT").is_ok_and(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0)) {
+        if crate::train::launch::restarted() {
             resume.get_or_insert(ResumeFrom::Auto);
         }
         Ok((

@@ -30,6 +30,17 @@ fn slurm_tasks_per_node(v: &str) -> Option<usize> {
     v.split(',').next()?.split('(').next()?.trim().parse().ok()
 }
 
+/// torchrun's restart attempt (`TORCHELASTIC_RESTART_COUNT`), 0 for a first start.
+fn attempt(get: &impl Fn(&str) -> Option<String>) -> u64 {
+    get("TORCHELASTIC_RESTART_COUNT").and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Whether torchrun restarted this job (`--max-restarts`): it then goes on from its newest
+/// complete checkpoint.
+pub fn restarted() -> bool {
+    attempt(&|k| std::env::var(k).ok()) > 0
+}
+
 /// The job this process belongs to, or `None` when no launcher set the environment; `get` reads a
 /// variable (`std::env::var` in the binary, a table in tests). `timeout` bounds the rendezvous
 /// and every collective.
@@ -54,8 +65,7 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Resu
     let port = get("MASTER_PORT").ok_or_else(|| Error::Invalid(format!("{launcher} environment without MASTER_PORT")))?;
     let port = port.trim().parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| Error::Invalid(format!("MASTER_PORT={port:?}: expected a port number")))?;
     let agent_store = get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    let attempt = get("TORCHELASTIC_RESTART_COUNT").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
-    Ok(Some(World { rendezvous: Rendezvous { host, port, rank, world_size, agent_store, attempt, timeout }, local_rank, local_world_size }))
+    Ok(Some(World { rendezvous: Rendezvous { host, port, rank, world_size, agent_store, attempt: attempt(&get), timeout }, local_rank, local_world_size }))
 }
 
 #[cfg(test)]

@@ -90,16 +90,14 @@ impl Stepper {
 
     /// Back-propagates one micro-batch's loss with weight `w` (its share of the step's examples).
     fn backward(&mut self, w: f64, sync: bool, loss: impl FnOnce() -> Result<Tensor>) -> Result<()> {
-        let reducer = self.reducer.as_mut().filter(|_| sync);
-        let loss = match reducer {
-            Some(r) => {
-                r.prepare_forward()?;
-                let loss = maybe_autocast(self.device, self.amp, loss)?;
-                r.prepare_backward(&loss)?;
-                loss
-            }
-            None => maybe_autocast(self.device, self.amp, loss)?,
-        };
+        let mut reducer = self.reducer.as_mut().filter(|_| sync);
+        if let Some(r) = reducer.as_mut() {
+            r.prepare_forward()?;
+        }
+        let loss = maybe_autocast(self.device, self.amp, loss)?;
+        if let Some(r) = reducer {
+            r.prepare_backward(&loss)?;
+        }
         let weighted = &loss * w;
         let backward = match &self.scaler {
             Some(s) => s.scale(&weighted).f_backward(),
