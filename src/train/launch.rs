@@ -53,6 +53,10 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Resu
     } else if get("SLURM_PROCID").is_some() {
         let launcher = "Slurm";
         let world = required(&get, "SLURM_NTASKS", launcher)?;
+        // A one-task allocation (sbatch or salloc running finetune itself) is one process.
+        if world == 1 {
+            return Ok(None);
+        }
         let local_world = get("SLURM_NTASKS_PER_NODE").and_then(|v| slurm_tasks_per_node(&v)).unwrap_or(1);
         (launcher, required(&get, "SLURM_PROCID", launcher)?, world, required(&get, "SLURM_LOCALID", launcher)?, local_world)
     } else {
@@ -88,6 +92,8 @@ mod tests {
         assert_eq!((w.rendezvous.host.as_str(), w.rendezvous.port, w.rendezvous.agent_store, w.rendezvous.timeout), ("node0", 29500, true, T));
         let s = from_env(env(&[("SLURM_PROCID", "5"), ("SLURM_NTASKS", "8"), ("SLURM_LOCALID", "1"), ("SLURM_NTASKS_PER_NODE", "2(x4)"), ("MASTER_ADDR", "n1"), ("MASTER_PORT", "12345")]), T).unwrap().unwrap();
         assert_eq!((s.rendezvous.rank, s.rendezvous.world_size, s.local_rank, s.local_world_size, s.rendezvous.agent_store), (5, 8, 1, 2, false));
+        // One Slurm task, without MASTER_ADDR: a plain single-process run.
+        assert_eq!(from_env(env(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1"), ("SLURM_LOCALID", "0")]), T).unwrap(), None);
     }
 
     #[test]
