@@ -59,7 +59,7 @@ fn the_reducer_averages_gradients_across_ranks() {
     let got = on_ranks(world, move |g| {
         let (w1, w2) = init();
         let (w1, w2) = (w1.set_requires_grad(true), w2.set_requires_grad(true));
-        // A parameter the loss never reaches (as BERT's pooler under token classification): with
+        // A parameter the loss never reaches (as a layer a head skips): with
         // find_unused the reducer does not wait for its gradient, step after step.
         let unused = Tensor::zeros([3], (Kind::Double, tch::Device::Cpu)).set_requires_grad(true);
         let mut reducer = Reducer::new(&g, &[&w1, &unused, &w2], true).unwrap();

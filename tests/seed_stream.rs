@@ -1,11 +1,13 @@
 //! A seed gives transformers' new-head weights: building the model draws values for every layer,
 //! yet the weights a checkpoint lacks must be the first draws after the caller's seed, in module
-//! order (pooler before the head), as transformers' meta-device loading draws them. And a saved
+//! order (pooler before the head; no pooler at all under token and span heads), as transformers'
+//! meta-device loading draws them. And a saved
 //! generator state puts the stream back where it was, which is what a resumed run relies on.
 //! `--dropout-rng cpu` draws ATen's CPU dropout masks on any device. The default generators (and
 //! the dropout switch) are process-wide, so the tests here take turns.
 use finetune::model::dropout::{set_dropout_rng, DropoutRng};
 use finetune::model::{checkpoint, config::BertConfig, heads::SequenceClassifier};
+use std::collections::BTreeSet;
 use finetune::torch_ext;
 use std::sync::Mutex;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -43,6 +45,22 @@ fn new_weights_are_the_first_draws_after_the_seed() {
     assert_eq!(v["classifier.bias"].abs().sum(Kind::Float).double_value(&[]), 0.0);
     // The generator continues from there, as it does in transformers.
     assert!(Tensor::empty([4], (Kind::Float, Device::Cpu)).normal_(0.0, 1.0).equal(&next));
+
+    // BertForTokenClassification has no pooler: its classifier is the first draw, and a saved
+    // model holds transformers' keys. The span head likewise leaves a checkpoint's pooler unused.
+    tch::manual_seed(1234);
+    let first = Tensor::empty([3, 8], (Kind::Float, Device::Cpu)).normal_(0.0, 0.05);
+    tch::manual_seed(1234);
+    let (vs, _, report) = checkpoint::load_token_classifier(d.path(), &cfg, 3, Device::Cpu).unwrap();
+    let new: BTreeSet<&str> = report.newly_initialised.iter().map(String::as_str).collect();
+    assert_eq!(new, BTreeSet::from(["classifier.bias", "classifier.weight"]), "{report:?}");
+    assert!(vs.variables()["classifier.weight"].equal(&first), "the token head is not the first draw");
+    assert!(vs.variables().keys().all(|n| !n.contains("pooler")), "a token classifier built a pooler");
+    let full: Vec<(String, Tensor)> = src.variables().into_iter().filter(|(n, _)| !n.starts_with("classifier.")).collect();
+    Tensor::write_safetensors(&full, d.path().join("model.safetensors")).unwrap();
+    let (_, _, report) = checkpoint::load_question_answering(d.path(), &cfg, Device::Cpu).unwrap();
+    let unused: BTreeSet<&str> = report.unused.iter().map(String::as_str).collect();
+    assert_eq!(unused, BTreeSet::from(["bert.pooler.dense.bias", "bert.pooler.dense.weight"]), "{report:?}");
 }
 
 #[test]

@@ -172,15 +172,17 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// Builds the encoder under `p` (the family's prefix: `bert`, `roberta`). RoBERTa's task models
-    /// are built without a pooler (`add_pooling_layer=False` in transformers).
-    pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+    /// Builds the encoder under `p` (the family's prefix: `bert`, `roberta`), with BERT's pooler
+    /// when `pooler` (a head that reads it). RoBERTa's task models, and BERT's token and span
+    /// heads, are built without one (`add_pooling_layer=False` in transformers), so a saved model
+    /// holds what transformers' would and a missing pooler draws nothing from the seed's stream.
+    pub fn new(p: nn::Path, cfg: &BertConfig, pooler: bool) -> Self {
         let enc = if cfg.family() == Family::DistilBert { &p / "transformer" / "layer" } else { &p / "encoder" / "layer" };
         Bert {
             embeddings: Embeddings::new(&p / "embeddings", cfg),
             project: (cfg.embedding_width() != cfg.hidden_size).then(|| linear(&p / "embeddings_project", cfg.embedding_width(), cfg.hidden_size, cfg)),
             layers: (0..cfg.num_hidden_layers).map(|i| Layer::new(&enc / i, cfg)).collect(),
-            pooler: (cfg.family() == Family::Bert).then(|| linear(&p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, cfg)),
+            pooler: (pooler && cfg.family() == Family::Bert).then(|| linear(&p / "pooler" / "dense", cfg.hidden_size, cfg.hidden_size, cfg)),
         }
     }
 

@@ -17,12 +17,13 @@ pub enum Encoder {
 }
 
 impl Encoder {
-    /// Builds the family's encoder under `p` (its prefix: `bert`, `roberta`, `deberta`, ...).
-    pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
+    /// Builds the family's encoder under `p` (its prefix: `bert`, `roberta`, `deberta`, ...);
+    /// `pooler`: the head reads BERT's pooled first token (sequence classification).
+    pub fn new(p: nn::Path, cfg: &BertConfig, pooler: bool) -> Self {
         match cfg.family() {
             Family::Deberta => Encoder::Deberta(Box::new(Deberta::new(p, cfg))),
             Family::ModernBert => Encoder::ModernBert(Box::new(ModernBert::new(p, cfg))),
-            _ => Encoder::Bert(Box::new(Bert::new(p, cfg))),
+            _ => Encoder::Bert(Box::new(Bert::new(p, cfg, pooler))),
         }
     }
 

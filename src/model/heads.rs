@@ -68,7 +68,7 @@ impl SequenceClassifier {
             },
         };
         SequenceClassifier {
-            encoder: Encoder::new(root / cfg.prefix(), cfg),
+            encoder: Encoder::new(root / cfg.prefix(), cfg, true),
             head,
             dropout: cfg.classifier_dropout(),
             num_labels,
@@ -142,7 +142,7 @@ impl SequenceClassifier {
 }
 
 /// `BertForQuestionAnswering` (and the other families'): a linear layer over every token's hidden
-/// state gives start and end logits (`qa_outputs`, 2 outputs); a pooler is unused; DistilBERT
+/// state gives start and end logits (`qa_outputs`, 2 outputs); no pooler, as in transformers; DistilBERT
 /// drops out the hidden states first; ModernBERT passes them through its `head` and dropout, and
 /// calls the linear layer `classifier`.
 #[derive(Debug)]
@@ -158,7 +158,7 @@ impl QuestionAnswering {
     pub fn new(root: &nn::Path, cfg: &BertConfig) -> Self {
         let modern = cfg.family() == Family::ModernBert;
         QuestionAnswering {
-            encoder: Encoder::new(root / cfg.prefix(), cfg),
+            encoder: Encoder::new(root / cfg.prefix(), cfg, false),
             head: modern.then(|| PredictionHead::new(root / "head", cfg)),
             qa_outputs: linear(root / if modern { "classifier" } else { "qa_outputs" }, cfg.hidden_size, 2, cfg),
             dropout: cfg.qa_dropout(),
@@ -215,7 +215,7 @@ pub struct TokenClassifier {
 impl TokenClassifier {
     pub fn new(root: &nn::Path, cfg: &BertConfig, num_labels: i64) -> Self {
         TokenClassifier {
-            encoder: Encoder::new(root / cfg.prefix(), cfg),
+            encoder: Encoder::new(root / cfg.prefix(), cfg, false),
             head: (cfg.family() == Family::ModernBert).then(|| PredictionHead::new(root / "head", cfg)),
             classifier: linear(root / "classifier", cfg.hidden_size, num_labels, cfg),
             dropout: cfg.token_classifier_dropout(),
