@@ -25,6 +25,7 @@
 #include <ATen/ops/randperm.h>
 #include <ATen/ops/stack.h>
 #include <c10/core/Event.h>
+#include <fbgemm/Utils.h>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -228,6 +229,14 @@ char *ft_linear_dynamic(void *packed, tensor x, bool reduce_range, tensor *out) 
 }
 
 void ft_linear_packed_free(void *packed) { delete static_cast<FtPackedLinear *>(packed); }
+
+// Whether FBGEMM's int8 GEMM accumulates with AVX-512 VNNI (32-bit sums) rather than in saturating
+// 16-bit pairs (AVX2, AVX-512 without VNNI). Asked of FBGEMM itself, not of /proc/cpuinfo, so that
+// FBGEMM_ENABLE_INSTRUCTIONS (which restricts its kernels) is honoured as it is by the GEMM.
+bool ft_int8_gemm_has_vnni() {
+  auto isa = fbgemm::fbgemmInstructionSet();
+  return isa == fbgemm::inst_set_t::avx512_vnni || isa == fbgemm::inst_set_t::avx512_vnni_ymm;
+}
 
 // The default generator's state of one device (torch.get_rng_state / torch.cuda.get_rng_state).
 char *ft_rng_state(int device_type, int index, tensor *out) {

@@ -13,6 +13,7 @@ pub(crate) type Raw = *mut c_void;
 
 extern "C" {
     fn ft_free_error(e: *mut c_char);
+    fn ft_int8_gemm_has_vnni() -> bool;
     fn ft_autocast_enter(device_type: c_int, dtype: c_int, prev_enabled: *mut c_int, prev_dtype: *mut c_int) -> *mut c_char;
     fn ft_autocast_exit(device_type: c_int, prev_enabled: c_int, prev_dtype: c_int) -> *mut c_char;
     fn ft_set_float32_matmul_precision(precision: *const c_char) -> *mut c_char;
@@ -272,6 +273,14 @@ impl Drop for CudaGraph {
     fn drop(&mut self) {
         unsafe { ft_graph_free(self.0) }
     }
+}
+
+/// Whether FBGEMM's int8 GEMM runs its AVX-512 VNNI kernels (32-bit sums of products) on this
+/// CPU under this process's `FBGEMM_ENABLE_INSTRUCTIONS`; otherwise it adds pairs of products in
+/// saturating 16-bit lanes.
+pub fn int8_gemm_has_vnni() -> bool {
+    // SAFETY: a pure query of FBGEMM's cached CPU detection.
+    unsafe { ft_int8_gemm_has_vnni() }
 }
 
 /// A Linear layer's int8 weights packed for the CPU's int8 GEMM (`quantized::linear_prepack`).

@@ -54,13 +54,19 @@ fn formula_images(b: i64, size: i64) -> Tensor {
     (h * 0.05 + w * 0.07 + c + bb).sin()
 }
 
-/// ResNet-18 with `formula_weights` (in NCHW strides until `lay_out_weights`).
-fn formula_resnet18(num_classes: i64, channels_last: bool) -> (VarStore, ImageClassifier) {
-    let vs = VarStore::new(Device::Cpu);
+/// ResNet-18 with `formula_weights` (in NCHW strides until `lay_out_weights`), in `kind`.
+fn formula_resnet18_in(num_classes: i64, channels_last: bool, kind: Kind) -> (VarStore, ImageClassifier) {
+    let mut vs = VarStore::new(Device::Cpu);
     let o = NetOptions { bn_momentum: 0.1, dropout: 0.0, drop_connect_rate: 0.0, channels_last };
     let net = ImageClassifier::new(&vs.root(), Arch::ResNet(Depth::R18), num_classes, o);
+    // As the fixture: the formula's values rounded to float32, then cast.
     formula_weights(&vs);
+    vs.set_kind(kind);
     (vs, net)
+}
+
+fn formula_resnet18(num_classes: i64, channels_last: bool) -> (VarStore, ImageClassifier) {
+    formula_resnet18_in(num_classes, channels_last, Kind::Float)
 }
 
 /// The 4-d tensor's strides are NHWC's (channels vary fastest).
@@ -69,46 +75,80 @@ fn is_channels_last(t: &Tensor) -> bool {
     stride[1] == 1 && stride[3] == size[1] && stride[2] == size[1] * size[3]
 }
 
-fn resnet18_train_step(channels_last: bool) {
-    // PyTorch's channels-last step has its own record: its NHWC kernels sum in another order,
-    // which also depends on the thread count (the fixture's: 1).
+/// One train-mode step against the fixture's record: NCHW in float64 (float32 rounding is
+/// magnified past any useful bound by this network's BatchNorm, see tools/make_vision_golden.py),
+/// channels-last in float32 (its own record: its NHWC kernels sum in another order, which also
+/// depends on the thread count, the fixture's: 1).
+fn resnet18_train_step(channels_last: bool, tolerance: &Spread) {
     let g = &golden()[if channels_last { "resnet18_channels_last" } else { "resnet18" }];
+    let kind = if g["dtype"] == "float64" { Kind::Double } else { Kind::Float };
     tch::set_num_threads(1);
-    let (vs, net) = formula_resnet18(10, channels_last);
+    let (vs, net) = formula_resnet18_in(10, channels_last, kind);
     net.lay_out_weights(&vs);
     assert_eq!(is_channels_last(&vs.variables()["layer1.0.conv1.weight"]), channels_last);
-    let x = formula_images(2, g["image_size"].as_i64().unwrap());
+    let x = formula_images(2, g["image_size"].as_i64().unwrap()).to_kind(kind);
     let labels = Tensor::from_slice(&[3i64, 7]);
     let logits = net.forward_t(&x, true);
-    let loss = logits.cross_entropy_for_logits(&labels);
+    // In the logits' own precision (`cross_entropy_for_logits` computes in float32).
+    let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
     loss.backward();
-    assert!(max_diff(&logits, &g["logits"]) < 1e-4, "logits differ by {}", max_diff(&logits, &g["logits"]));
-    assert!((loss.double_value(&[]) - g["loss"].as_f64().unwrap()).abs() < 1e-5);
     let vars = vs.variables();
-    // Train-mode BatchNorm updated its running statistics with momentum 0.1.
-    assert!(max_diff(&vars["bn1.running_mean"], &g["bn1_running_mean"]) < 1e-5);
-    assert!(max_diff(&vars["bn1.running_var"], &g["bn1_running_var"]) < 1e-5);
+    let mut d = Spread {
+        logits: max_diff(&logits, &g["logits"]),
+        loss: (loss.double_value(&[]) - g["loss"].as_f64().unwrap()).abs(),
+        // Train-mode BatchNorm updated its running statistics with momentum 0.1.
+        running_stats: max_diff(&vars["bn1.running_mean"], &g["bn1_running_mean"]).max(max_diff(&vars["bn1.running_var"], &g["bn1_running_var"])),
+        grad_norm: 0.0,
+        grad_values: 0.0,
+    };
     for (name, want) in g["grads"].as_object().unwrap() {
         let grad = vars[name].grad();
-        let norm = grad.norm().double_value(&[]);
         let want_norm = want["norm"].as_f64().unwrap();
-        assert!((norm - want_norm).abs() <= 1e-4 * want_norm.max(1.0), "{name}: grad norm {norm} vs {want_norm}");
-        assert!(max_diff(&grad.flatten(0, -1).narrow(0, 0, 8), &want["first"]) < 1e-4, "{name}: gradient values differ");
+        d.grad_norm = d.grad_norm.max((grad.norm().double_value(&[]) - want_norm).abs() / want_norm.max(1.0));
+        d.grad_values = d.grad_values.max(max_diff(&grad.flatten(0, -1).narrow(0, 0, 8), &want["first"]));
         if grad.dim() == 4 {
             // Autograd gives a gradient its parameter's layout, which the optimizer's moments copy.
             assert_eq!(is_channels_last(&grad), channels_last, "{name}: gradient layout");
         }
     }
+    eprintln!("resnet18 train step (channels_last {channels_last}) against PyTorch: {d:?}");
+    d.assert_within(tolerance);
 }
+
+/// How far one train step lands from the fixture: largest absolute differences (`grad_norm`
+/// relative to max(norm, 1)).
+#[derive(Debug)]
+struct Spread {
+    logits: f64,
+    loss: f64,
+    running_stats: f64,
+    grad_norm: f64,
+    grad_values: f64,
+}
+
+impl Spread {
+    fn assert_within(&self, t: &Spread) {
+        let pairs = [("logits", self.logits, t.logits), ("loss", self.loss, t.loss), ("running_stats", self.running_stats, t.running_stats), ("grad_norm", self.grad_norm, t.grad_norm), ("grad_values", self.grad_values, t.grad_values)];
+        for (what, got, bound) in pairs {
+            assert!(got <= bound, "{what} differs from PyTorch by {got} (bound {bound})");
+        }
+    }
+}
+
+/// The bounds (docs/development.md, "Tests that depend on the CPU"). Float64: PyTorch's own AVX2,
+/// AVX-512 and SSE4.1 kernels agree within 3e-9 on these numbers (grad norms near 289), finetune
+/// within 1e-9 of them; float32 channels-last: AVX2 and AVX-512 within 2e-6 of the fixture.
+const F64_TOLERANCE: Spread = Spread { logits: 1e-8, loss: 1e-8, running_stats: 1e-8, grad_norm: 1e-8, grad_values: 1e-8 };
+const F32_TOLERANCE: Spread = Spread { logits: 1e-4, loss: 1e-5, running_stats: 1e-5, grad_norm: 1e-4, grad_values: 1e-4 };
 
 #[test]
 fn resnet18_train_step_matches_torchvision() {
-    resnet18_train_step(false);
+    resnet18_train_step(false, &F64_TOLERANCE);
 }
 
 #[test]
 fn resnet18_channels_last_train_step_matches_torchvision() {
-    resnet18_train_step(true);
+    resnet18_train_step(true, &F32_TOLERANCE);
 }
 
 #[test]

@@ -97,7 +97,8 @@ pub fn check_int8_support() -> crate::Result<()> {
 /// Whether activations use 7 bits: without AVX-512 VNNI, FBGEMM's int8 kernels sum pairs of
 /// products in saturating 16-bit lanes, which the full uint8 range overflows (measured on such a
 /// CPU: 10.8% error on a 384→1536 layer, 2.3% with 7 bits); with VNNI the sums are 32-bit and the
-/// full range is both safe and finer. PyTorch's dynamic Linear always reduces;
+/// full range is both safe and finer. The GEMM's kernels are FBGEMM's choice (its CPU detection,
+/// restricted by `FBGEMM_ENABLE_INSTRUCTIONS`), so FBGEMM is asked. PyTorch's dynamic Linear always reduces;
 /// `FINETUNE_INT8_REDUCE_RANGE=true|false` overrides the choice (`true` computes what PyTorch does).
 pub fn reduce_range() -> bool {
     static REDUCE: OnceLock<bool> = OnceLock::new();
@@ -108,7 +109,6 @@ pub fn reduce_range() -> bool {
             Some(other) => tracing::warn!("FINETUNE_INT8_REDUCE_RANGE={other} ignored; expected true or false"),
             None => {}
         }
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        !info.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "avx512_vnni"))
+        !crate::torch_ext::int8_gemm_has_vnni()
     })
 }
