@@ -65,3 +65,51 @@ pub fn read_json_object(path: &Path) -> Result<Option<serde_json::Map<String, se
         _ => Err(Error::file(path, "expected a JSON object")),
     }
 }
+
+/// The path with symbolic links and `..` resolved, also for a path that does not exist yet (its
+/// longest existing ancestor resolved, the rest appended).
+fn resolved(path: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = vec![];
+    let mut p = abs.as_path();
+    loop {
+        if let Ok(c) = p.canonicalize() {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                p = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// Refuses a write target (`flag` names it: `--output-dir`, `--output`) that is or contains one of
+/// the paths the command reads, or lies inside a model directory among them (`reads`: each with the flag that gave it, if given), so that
+/// neither replacing the target nor writing into it can destroy an input. Checked before anything
+/// is written or removed.
+pub fn refuse_overlap(target: &Path, flag: &str, reads: &[(&str, Option<&Path>)]) -> Result<()> {
+    let t = resolved(target);
+    // Nothing can be lost where nothing exists (a hub id given as --model, a file not yet made).
+    for (what, read) in reads.iter().filter_map(|(what, r)| r.filter(|r| r.exists()).map(|r| (what, r))) {
+        let r = resolved(read);
+        let relation = if t == r {
+            "is"
+        } else if r.starts_with(&t) {
+            "contains"
+        } else if t.starts_with(&r) && r.join("config.json").is_file() {
+            // Inside a model directory a run's files would mix with (and replace) the model's;
+            // inside a data directory they only sit beside the data, as users often put them.
+            "lies inside"
+        } else {
+            continue;
+        };
+        return Err(Error::file(
+            target,
+            format!("{flag} {relation} {what} ({}), which this command reads: choose another {flag} (nothing was written or removed)", read.display()),
+        ));
+    }
+    Ok(())
+}

@@ -1,8 +1,9 @@
 //! The `finetune` binary: parse arguments, set up logging, hand over to the library.
 use clap::Parser;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     finetune::run_info::pin_reproducible_math();
     // Colours only for a person at a terminal: a log redirected to a file stays plain text, and
     // NO_COLOR (no-color.org: any non-empty value) turns them off everywhere.
@@ -12,6 +13,14 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .init();
-    finetune::cli::run(finetune::cli::Cli::parse())?;
-    Ok(())
+    match finetune::cli::run(finetune::cli::Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // One line: every error's message already names the file, field and expectation, and its
+        // cause (an I/O error's text is part of it). No backtrace under a user's error, whatever
+        // RUST_BACKTRACE says: it points into this function, not at the fault; panics keep theirs.
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

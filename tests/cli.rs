@@ -138,3 +138,76 @@ fn logs_on_a_terminal_are_coloured_unless_no_color() {
     let plain = on_tty(true);
     assert!(plain.contains("WARN") && !plain.contains("\u{1b}["), "{plain:?}");
 }
+
+/// Issue 39's arguments that were accepted silently, or answered with the wrong problem: each is
+/// refused up front, naming what is wrong, before anything is written; a user's error is one
+/// message with no Rust backtrace under it, whatever RUST_BACKTRACE says.
+#[test]
+fn bad_values_are_refused_by_name_and_user_errors_carry_no_backtrace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    let train = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/own-data/train.csv");
+    let model_dir = tmp.path().join("model");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    std::fs::write(model_dir.join("config.json"), br#"{"vocab_size": 5, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8}"#).unwrap();
+    let model = model_dir.to_str().unwrap();
+    let glue = ["glue", "--task", "rte", "--data-dir", "/nonexistent", "--output-dir", out];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        ([&glue[..], &["--seeds", "42,43,42"]].concat(), "--seeds lists 42 twice"),
+        ([&glue[..], &["--learning-rate", "-1e-3"]].concat(), "learning_rate must be a positive number"),
+        (vec!["classify", "--train-file", train, "--output-dir", out, "--threshold", "1.5"], "1.5 lies outside (0, 1)"),
+        (vec!["classify", "--train-file", train, "--output-dir", out, "--threshold", "-0.5"], "-0.5 lies outside (0, 1)"),
+        (vec!["serve", "--model", "/nonexistent", "--max-batch-size", "0"], "must be at least 1"),
+        (vec!["bench-serve", "--model", "/nonexistent", "--input", train, "--requests", "0"], "must be at least 1"),
+        ([&glue[..], &["--model", model, "--max-seq-length", "1"]].concat(), "max_seq_length must be at least 3"),
+        ([&glue[..], &["--model", model, "--max-seq-length", "0"]].concat(), "max_seq_length must be at least 3"),
+        (vec!["ner", "--train-file", train, "--validation-file", train, "--output-dir", out, "--max-seq-length", "2"], "max_seq_length must be at least 3"),
+        // squad predict: a mistyped file name, a folder, an empty question.
+        (vec!["squad", "predict", "--model", model, "--context", "doc.txtt", "--question", "Who?"], "doc.txtt: --context: no such file"),
+        (vec!["squad", "predict", "--model", model, "--context", "/tmp", "--question", "Who?"], "--context is a directory"),
+        (vec!["squad", "predict", "--model", model, "--context", "Paris is in France.", "--question", " "], "--question is empty"),
+    ];
+    for (args, want) in cases {
+        let o = Command::new(env!("CARGO_BIN_EXE_finetune")).args(&args).env("HF_HUB_OFFLINE", "1").env("RUST_BACKTRACE", "1").output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("backtrace") && !err.contains("Caused by"), "{args:?}: {err}");
+        assert!(!std::path::Path::new(out).exists(), "{args:?} wrote {out}");
+    }
+}
+
+/// Issue 39's messages that named the wrong problem, now naming the real one.
+#[test]
+fn messages_name_the_real_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str, config: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("config.json"), config).unwrap();
+        d.to_str().unwrap().to_string()
+    };
+    let bert = r#""vocab_size": 5, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8"#;
+    let classifier = dir("cls", &format!(r#"{{{bert}, "architectures": ["BertForSequenceClassification"], "id2label": {{"0": "a", "1": "b"}}}}"#));
+    let qa = dir("qa", &format!(r#"{{{bert}, "architectures": ["BertForQuestionAnswering"]}}"#));
+    let file = tmp.path().join("dev.txt");
+    std::fs::write(&file, "EU B-ORG\nrejects O\n").unwrap();
+    let (ok, err) = finetune(&["ner", "eval", "--model", &classifier, "--file", file.to_str().unwrap(), "--output-dir", tmp.path().join("e").to_str().unwrap()]);
+    assert!(!ok && err.contains("a sequence classifier") && err.contains("not a token classifier") && !err.contains("B-ORG"), "{err}");
+    let (ok, err) = finetune(&["serve", "--model", &qa, "--port", "0"]);
+    assert!(!ok && err.contains("a question-answering model") && !err.contains("finetune glue"), "{err}");
+    // compare on two NER runs names the NER command.
+    for run in ["n1", "n2"] {
+        let d = tmp.path().join(run);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("run_config.json"), r#"{"command": "ner", "args": {"train_file": "conll/train.txt"}}"#).unwrap();
+        std::fs::write(d.join("eval_results.json"), r#"{"eval_f1": 0.5}"#).unwrap();
+    }
+    let (a, b) = (tmp.path().join("n1"), tmp.path().join("n2"));
+    let (ok, err) = finetune(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(!ok && err.contains("`finetune ner` run"), "{err}");
+    // One message per error: a missing file's cause once, no "Caused by" block.
+    let absent = tmp.path().join("absent.csv");
+    let (ok, err) = finetune(&["classify", "--train-file", absent.to_str().unwrap(), "--output-dir", tmp.path().join("x").to_str().unwrap()]);
+    assert!(!ok && err.matches("No such file").count() == 1 && !err.contains("Caused by"), "{err}");
+}

@@ -64,3 +64,83 @@ fn a_second_run_is_refused_unless_it_resumes_or_overwrites() {
     assert!(ok, "{err}");
     assert!(!d.join(".checkpoint-9.tmpAbC").exists() && err.contains("did not finish"), "{err}");
 }
+
+/// Issue 39's first two ways to lose files: an output directory onto (or around, or inside) the
+/// model or an input, and `predict --output` onto its input or into the model. Each is refused
+/// before anything is written or removed.
+#[test]
+fn an_output_onto_what_the_command_reads_is_refused_and_nothing_is_touched() {
+    let Some(base) = common::model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("runs").join("reviews");
+    common::fine_tuned_classifier(&base, &m, &["negative", "neutral", "positive"], "classify");
+    std::fs::write(m.join("run_config.json"), "{}").unwrap();
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> { names(dir).into_iter().map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap_or_default())).collect() };
+    let before = snapshot(&m);
+    let train = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/own-data/train.csv");
+    let classify = |model: &Path, train: &Path, out: &Path| {
+        let o = common::server::finetune()
+            .args(["classify", "--validation-split", "0.2", "--overwrite-output-dir", "--model"])
+            .arg(model)
+            .arg("--train-file")
+            .arg(train)
+            .arg("--output-dir")
+            .arg(out)
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    for (out, relation) in [(m.clone(), "is"), (m.join("again"), "lies inside"), (tmp.path().join("runs"), "contains")] {
+        let (ok, err) = classify(&m, &train, &out);
+        assert!(!ok && err.contains(&format!("--output-dir {relation} the --model directory")) && err.contains("nothing was written or removed"), "{err}");
+        assert!(snapshot(&m) == before, "the model directory changed");
+        assert!(!m.join("again").exists());
+    }
+    // The data inside the output directory.
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(&train, data.join("train.csv")).unwrap();
+    let (ok, err) = classify(&base, &data.join("train.csv"), &data);
+    assert!(!ok && err.contains("--output-dir contains the --train-file"), "{err}");
+
+    // predict --output onto its input, or into the model.
+    let input = tmp.path().join("x.jsonl");
+    std::fs::write(&input, "{\"text\": \"great value\"}\n").unwrap();
+    for (out, what) in [(input.clone(), "is the --input file"), (m.join("config.json"), "lies inside the --model directory")] {
+        let o = common::server::finetune().args(["predict", "--model"]).arg(&m).arg("--input").arg(&input).arg("--output").arg(&out).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(&format!("--output {what}")), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "{\"text\": \"great value\"}\n");
+    assert!(snapshot(&m) == before, "the model directory changed");
+    // An ordinary --output still works.
+    let o = common::server::finetune().args(["predict", "--model"]).arg(&m).arg("--input").arg(&input).arg("--output").arg(tmp.path().join("p.jsonl")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Issue 39's third and fourth ways: an evaluation into another run's directory overwrote that
+/// run's results; a run refused by its argument checks had already written its run config, so
+/// the corrected rerun was refused as "already holds a run".
+#[test]
+fn evaluations_keep_out_of_runs_and_a_refused_run_writes_nothing() {
+    let Some(model) = common::model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("reviews");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("run_config.json"), "{}").unwrap();
+    std::fs::write(run.join("eval_results.json"), "{\"eval_accuracy\": 0.9}").unwrap();
+    let dev = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seqeval");
+    let file = std::fs::read_dir(&dev).unwrap().map(|e| e.unwrap().path()).next().unwrap();
+    let o = common::server::finetune().args(["ner", "eval", "--model"]).arg(&model).arg("--file").arg(&file).arg("--output-dir").arg(&run).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("holds a training run (run_config.json)"), "{err}");
+    assert_eq!(std::fs::read_to_string(run.join("eval_results.json")).unwrap(), "{\"eval_accuracy\": 0.9}");
+    assert_eq!(names(&run), ["eval_results.json", "run_config.json"]);
+
+    let out = tmp.path().join("bad");
+    let (ok, err) = glue(&model, &out, &["--gradient-accumulation-steps", "0", "--max-steps", "2"]);
+    assert!(!ok && err.contains("gradient_accumulation_steps must be positive"), "{err}");
+    assert!(!out.exists() || names(&out).is_empty(), "a refused run wrote {:?}", names(&out));
+    let (ok, err) = glue(&model, &out, &["--max-steps", "2", "--save-strategy", "no"]);
+    assert!(ok, "the corrected rerun: {err}");
+}

@@ -65,6 +65,11 @@ fn predict_reproduces_evaluation() {
     let o = finetune().arg("predict").arg("--model").arg(&run).arg("--input").arg(&jsonl).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("in.jsonl:2") && err.contains("`text` must be a string"), "{err}");
+    // An empty text (training refuses them) gets no prediction.
+    std::fs::write(&jsonl, "{\"text\": \"fine\"}\n{\"id\": \"e\", \"text\": \"  \"}\n").unwrap();
+    let o = finetune().arg("predict").arg("--model").arg(&run).arg("--input").arg(&jsonl).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("input `e` (input 2 of 2) has an empty text"), "{err}");
 }
 
 #[test]
@@ -107,6 +112,12 @@ fn server_answers_and_rejects_with_json() {
         (r#"{"inputs": []}"#, 422, "empty"),
         (r#"{"inputs": {"text": "x"}}"#, 422, "must be an array"),
         (r#"{"inputs": ["a", "b", "c", "d", "e"]}"#, 413, "limit is 4"),
+        // serde reads a struct from an array too: ["a", "b"] was taken as a text pair.
+        (r#"["a", "b"]"#, 422, "found an array"),
+        (r#"["a", "b", "c"]"#, 422, "found an array"),
+        (r#"{"inputs": [1]}"#, 422, "inputs[0]: expected a string"),
+        (r#"{"text": "  "}"#, 422, "has an empty `text`"),
+        (r#"{"inputs": ["ok", {"text": "x", "text_pair": ""}]}"#, 422, "input 1 has an empty `text_pair`"),
     ];
     for (body, status, msg) in cases {
         let (st, v) = call("POST", &url("/predict"), Some(body));
@@ -121,6 +132,12 @@ fn server_answers_and_rejects_with_json() {
     let (st, v) = call("GET", &url("/nope"), None);
     assert_eq!(st, 404);
     assert!(v["error"].as_str().unwrap().contains("/nope"));
+    // A route's other methods: 405 with a JSON body, like every other error.
+    for (method, path, allow) in [("GET", "/predict", "POST"), ("POST", "/health", "GET"), ("DELETE", "/metadata", "GET")] {
+        let (st, v) = call(method, &url(path), if method == "POST" { Some("{}") } else { None });
+        assert_eq!((st, v["status"].as_u64()), (405, Some(405)), "{method} {path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(&format!("use {allow}")), "{method} {path}: {v}");
+    }
     // Still healthy after all of that.
     assert_eq!(call("GET", &url("/health"), None).0, 200);
 }

@@ -125,4 +125,8 @@ fn squad_eval_command_and_bad_files() {
     std::fs::write(&data, r#"{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "#).unwrap();
     let err = String::from_utf8_lossy(&run(&[&data, &preds]).stderr).to_string();
     assert!(err.contains("dev.json") && err.contains("EOF"), "{err}");
+    // A repeated question id would be scored once: refused, naming both questions.
+    std::fs::write(&data, r#"{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "x", "question": "q", "answers": []}, {"id": "x", "question": "r", "answers": []}]}]}]}"#).unwrap();
+    let err = String::from_utf8_lossy(&run(&[&data, &preds]).stderr).to_string();
+    assert!(err.contains("qas[1]: question id `x` is also data[0].paragraphs[0].qas[0]'s"), "{err}");
 }

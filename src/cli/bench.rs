@@ -49,7 +49,7 @@ pub struct BenchCli {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Default: 128 (384 for bert-base-qa).
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::seq_length)]
     pub max_seq_length: Option<usize>,
     /// Timed steps (after the warm-up steps).
     #[arg(long, default_value_t = 20)]

@@ -25,7 +25,7 @@ pub struct BenchInferCli {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Default: each model's training max_seq_length, else 128.
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::seq_length)]
     pub max_seq_length: Option<usize>,
     /// Run the encoders on real tokens only (the same for every model, so the comparison is fair).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]

@@ -58,7 +58,7 @@ pub struct ClassifyCli {
     #[arg(long)]
     pub problem_type: Option<String>,
     /// Multi-label: predict a label where its sigmoid exceeds this.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = super::flags::open_unit, allow_hyphen_values = true)]
     pub threshold: f64,
     /// balanced (weights n / (k · count), multi-label: negatives / positives) or none.
     #[arg(long, default_value = "none")]
@@ -72,7 +72,7 @@ pub struct ClassifyCli {
     pub seeds: SeedsCli,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, value_parser = super::flags::seq_length, default_value_t = 128)]
     pub max_seq_length: usize,
     /// Reload the best checkpoint (by --metric-for-best-model, else the problem's main metric)
     /// before the final evaluation.

@@ -37,10 +37,42 @@ impl SeedsCli {
     }
 }
 
+/// clap parser: a whole number of at least 1 (a batch size, a count of clients or requests).
+pub fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; expected a whole number of at least 1")),
+    }
+}
+
+/// clap parser: a `--max-seq-length`, at least 3 (the start and end tokens and one of the text),
+/// checked before a run writes anything; the model's own limit is checked once it is loaded.
+pub fn seq_length(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 3 => Ok(n),
+        Ok(n) => Err(format!("max_seq_length must be at least 3 (the start and end tokens and one of the text), got {n}")),
+        Err(e) => Err(format!("{e}; expected a whole number of at least 3")),
+    }
+}
+
+/// clap parser: a probability strictly between 0 and 1 (a sigmoid threshold: at 0 or 1 and
+/// beyond, every label or none would be predicted).
+pub fn open_unit(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        Ok(p) => Err(format!("{p} lies outside (0, 1): the sigmoid of every logit lies there, so every label or none would be predicted")),
+        Err(e) => Err(format!("{e}; expected a number between 0 and 1")),
+    }
+}
+
 /// One run, or one per seed into `<out>/seed-<n>/` (`run` gets the seed and directory; finished
 /// seeds are skipped and the rest resume), and the JSON to print: the results, or the sweep's
 /// summary.
 pub fn run_seeds(seeds: Option<&[u64]>, out: &Path, mut run: impl FnMut(Option<(u64, PathBuf)>) -> Result<Map<String, Value>>) -> Result<Value> {
+    if let Some(seed) = seeds.and_then(|s| s.iter().enumerate().find_map(|(i, seed)| s[..i].contains(seed).then_some(seed))) {
+        return Err(Error::Invalid(format!("--seeds lists {seed} twice: one seed is one run, and a repeat would count that run twice in the mean and std")));
+    }
     match seeds {
         None => Ok(Value::Object(run(None)?)),
         Some(seeds) => crate::train::sweep::sweep(out, seeds, |seed, dir| run(Some((seed, dir.into()))).map(|_| ())),
@@ -153,7 +185,9 @@ impl DeviceCli {
 #[derive(Args, Debug, Clone)]
 pub struct TrainCli {
     /// Default: 2e-5 for GLUE, 3e-5 for SQuAD.
-    #[arg(long)]
+    // A negative value (`-1e-3`, which clap's number test does not recognise) is taken as the
+    // flag's value and refused as such, not read as another flag.
+    #[arg(long, allow_hyphen_values = true)]
     pub learning_rate: Option<f64>,
     /// Training batch size per step (before accumulation). Default: 32 for GLUE, 12 for SQuAD.
     #[arg(long = "batch-size", alias = "per-device-train-batch-size")]
@@ -299,7 +333,7 @@ pub struct ModelCli {
     #[arg(long)]
     pub model: PathBuf,
     /// Default: the value the model was trained with (from run_config.json), else 128.
-    #[arg(long)]
+    #[arg(long, value_parser = seq_length)]
     pub max_seq_length: Option<usize>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]

@@ -33,7 +33,7 @@ pub struct GlueCli {
     pub output_dir: Option<PathBuf>,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, value_parser = super::flags::seq_length, default_value_t = 128)]
     pub max_seq_length: usize,
     /// Reload the best checkpoint (by the task's main metric) before the final evaluation.
     #[arg(long)]

@@ -122,9 +122,12 @@ fn eval(e: ImageEvalCli) -> Result<()> {
         Some(o) => o,
         None => crate::model::hub::resolve(&e.model)?.join(format!("eval-{}", e.list.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default())),
     };
+    let data = e.data.data()?;
+    let reads = [("the --list", Some(e.list.as_path())), ("the --data-dir", Some(data.data_dir.as_path()))];
+    crate::train::output_dir::prepare_eval(&out, &reads)?;
     let device = parse_device(&e.device)?;
     let o = crate::train::image::EvalOptions { batch_size: e.eval_batch_size, seed: e.seed, channels_last: e.layout.channels_last(device), device };
-    let r = crate::train::image::evaluate(&e.model, &e.data.data()?, &e.list, &out, o)?;
+    let r = crate::train::image::evaluate(&e.model, &data, &e.list, &out, o)?;
     println!("{}", serde_json::to_string_pretty(&r).expect("JSON serialises"));
     eprintln!("outputs written to {}", out.display());
     Ok(())

@@ -35,7 +35,7 @@ pub struct NerFileCli {
     pub label_column_name: String,
     /// Truncate sentences to this many tokens (special tokens included). Default: the tokenizer's
     /// model_max_length, at most the model's positions.
-    #[arg(long)]
+    #[arg(long, value_parser = super::flags::seq_length)]
     pub max_seq_length: Option<usize>,
     #[arg(long, alias = "per-device-eval-batch-size", default_value_t = 64)]
     pub eval_batch_size: usize,
@@ -57,7 +57,8 @@ pub enum NerAction {
         /// CoNLL columns, or JSON lines (.json / .jsonl).
         #[arg(long)]
         file: PathBuf,
-        /// Where predictions.txt and eval_results.json go (default: the model directory).
+        /// Where predictions.txt and eval_results.json go (default: `eval-<file stem>` in the model
+        /// directory); never a training run's directory.
         #[arg(long)]
         output_dir: Option<PathBuf>,
         #[command(flatten)]
@@ -110,8 +111,8 @@ pub fn run(n: NerCli) -> Result<()> {
     match n.action {
         Some(NerAction::Eval { model, file, output_dir, files, device, unpad }) => {
             super::flags::set_unpad_for(&model, unpad);
-            let out = output_dir.unwrap_or_else(|| model.clone());
-            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            let out = output_dir.unwrap_or_else(|| model.join(format!("eval-{}", file.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default())));
+            crate::train::output_dir::prepare_eval(&out, &[("the --file", Some(&file))])?;
             let results = crate::train::ner::evaluate_file(&model, &file, &files.read_options(None)?, files.max_seq_length, files.eval_batch_size, parse_device(&device)?, &out)?;
             let results = crate::io::write_json_sorted(&out.join("eval_results.json"), results)?;
             println!("{}", serde_json::to_string_pretty(&results).expect("JSON serialises"));

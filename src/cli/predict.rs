@@ -21,6 +21,9 @@ pub struct PredictCli {
 
 /// Writes predictions to `--output` (atomically) or standard output.
 pub fn run(p: PredictCli) -> Result<()> {
+    if let Some(out) = &p.output {
+        crate::io::refuse_overlap(out, "--output", &[("the --input file", Some(&p.input)), ("the --model directory", Some(&p.model.model))])?;
+    }
     let start = std::time::Instant::now();
     let qa = crate::infer::qa::is_qa_model(&p.model.model);
     let ner = crate::infer::ner::is_token_classifier(&p.model.model);
@@ -79,6 +82,9 @@ fn answers(p: &PredictCli) -> Result<(String, usize)> {
 fn entities(p: &PredictCli) -> Result<(String, usize)> {
     let (model, _) = crate::infer::ner::NerModel::load(&p.model.model, None, p.model.device()?)?;
     let rows = crate::infer::input::read(&p.input, None)?;
+    if let Some(r) = rows.iter().find(|r| r.input.text_pair.is_some()) {
+        return Err(crate::error::Error::file(&p.input, format!("input `{}` has a `text_pair`, but a token classifier tags one text at a time (as `serve` says too)", r.id)));
+    }
     let encoder = model.text_encoder();
     let texts = rows
         .iter()

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Clone)]
 pub struct BatchingCli {
     /// Most inputs run together; requests wait at most --max-wait-ms to fill a batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::flags::positive)]
     pub max_batch_size: usize,
     #[arg(long, default_value_t = 5)]
     pub max_wait_ms: u64,
@@ -66,9 +66,9 @@ pub struct BenchServeCli {
     /// Inputs sent round-robin (same formats as `predict --input`).
     #[arg(long)]
     pub input: PathBuf,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::flags::positive)]
     pub clients: usize,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::flags::positive)]
     pub requests: usize,
     #[command(flatten)]
     pub batching: BatchingCli,

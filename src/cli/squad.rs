@@ -59,7 +59,7 @@ pub struct SquadTrainCli {
     pub output_dir: Option<PathBuf>,
     #[arg(long)]
     pub version_2_with_negative: bool,
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, value_parser = super::flags::seq_length, default_value_t = 384)]
     pub max_seq_length: usize,
     #[arg(long, default_value_t = 128)]
     pub doc_stride: usize,
@@ -111,14 +111,36 @@ pub struct SquadSplitCli {
 }
 
 /// `finetune squad`, or its `predict` action.
+/// `--context`: a file's text, or the text itself. A value that reads as a path (no spaces, and
+/// a folder separator or a file extension) but names no file is refused, so that a typo in a file
+/// name is not answered from as if it were the context.
+fn read_context(arg: &str) -> Result<String> {
+    let path = std::path::Path::new(arg);
+    if path.is_dir() {
+        return Err(Error::file(path, "--context is a directory; expected a text file or the context's text"));
+    }
+    let text = if path.is_file() {
+        String::from_utf8(crate::io::read(path)?).map_err(|_| Error::file(path, "not UTF-8 text"))?
+    } else {
+        let has_extension = path.extension().is_some_and(|e| (1..=5).contains(&e.len()) && e.to_string_lossy().chars().all(|c| c.is_ascii_alphanumeric()));
+        if !arg.chars().any(char::is_whitespace) && (arg.contains('/') || has_extension) {
+            return Err(Error::file(path, "--context: no such file (a context given as text has spaces; a file must exist)"));
+        }
+        arg.to_string()
+    };
+    if text.trim().is_empty() {
+        return Err(Error::Invalid("--context is empty".into()));
+    }
+    Ok(text)
+}
+
 pub fn run(s: SquadCli) -> Result<()> {
     match s.action {
         Some(SquadAction::Predict { model, context, question, max_seq_length, doc_stride, max_query_length, n_best_size, max_answer_length, version_2_with_negative, device }) => {
-            let context = if std::path::Path::new(&context).is_file() {
-                String::from_utf8(crate::io::read(std::path::Path::new(&context))?).map_err(|_| Error::file(&context, "not UTF-8 text"))?
-            } else {
-                context
-            };
+            let context = read_context(&context)?;
+            if question.trim().is_empty() {
+                return Err(Error::Invalid("--question is empty".into()));
+            }
             let qa = crate::infer::qa::load_trained(&model, parse_device(&device)?)?;
             let ex = crate::infer::qa::question("q".into(), context, question);
             let qa_cfg = crate::data::qa_features::QaConfig { max_seq_length, doc_stride, max_query_length };

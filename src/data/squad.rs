@@ -81,6 +81,8 @@ pub fn read(path: &Path) -> Result<Dataset> {
     let cx = Ctx { path };
     let version = root.get("version").and_then(Value::as_str).unwrap_or("").to_string();
     let mut examples = Vec::new();
+    // Predictions and scores are keyed by id: a repeated id would drop a question silently.
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for (a, article) in cx.array(&root, "root", "data")?.iter().enumerate() {
         let at_a = format!("data[{a}]");
         let title = article.get("title").and_then(Value::as_str).unwrap_or("").to_string();
@@ -101,12 +103,16 @@ pub fn read(path: &Path) -> Result<Dataset> {
                 if is_impossible && !answers.is_empty() {
                     return Err(cx.err(&at, "`is_impossible` is true but `answers` is not empty"));
                 }
+                let id = match cx.field(qa, &at, "id")? {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    other => return Err(cx.err(&at, format!("`id` must be a string, found {other}"))),
+                };
+                if let Some(first) = seen.insert(id.clone(), at.clone()) {
+                    return Err(cx.err(&at, format!("question id `{id}` is also {first}'s: ids must be unique (predictions and scores are keyed by id)")));
+                }
                 examples.push(SquadExample {
-                    id: match cx.field(qa, &at, "id")? {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        other => return Err(cx.err(&at, format!("`id` must be a string, found {other}"))),
-                    },
+                    id,
                     title: title.clone(),
                     context: context.clone(),
                     question: cx.str(qa, &at, "question")?,

@@ -51,7 +51,8 @@ pub fn compare(a: &Path, b: &Path, resamples: usize, seed: u64) -> Result<Compar
         return Err(Error::Invalid(format!("{} is {} but {} is {}", a.display(), ra.task.name(), b.display(), rb.task.name())));
     }
     let RunTask::Glue(task) = ra.task else {
-        return Err(Error::Invalid(format!("{}: `compare` works on GLUE runs; {} is a `finetune classify` run", a.display(), ra.task.name())));
+        let command = if matches!(ra.task, RunTask::Ner { .. }) { "finetune ner" } else { "finetune classify" };
+        return Err(Error::Invalid(format!("{}: `compare` works on GLUE runs; {} is a `{command}` run", a.display(), ra.task.name())));
     };
     let data_dir = ra.data_dir.clone().ok_or_else(|| Error::file(a.join("run_config.json"), "no `args.data_dir`"))?;
     let dev = task.task_dir(&data_dir).join(format!("{}.tsv", task.eval_splits()[0].file));

@@ -93,7 +93,11 @@ fn load(dir: &Path, args: &InferBenchArgs, inputs: &[crate::infer::Input]) -> Re
     let model = Classifier::load(dir, args.max_seq_length, tch::Device::Cpu)?;
     let expected: Option<Vec<String>> = args.task.labels().map(|l| l.iter().map(|s| s.to_string()).collect());
     if model.labels != expected {
-        return Err(Error::file(dir.join("config.json"), format!("labels {:?}; {} needs {:?}", model.labels, args.task.name(), expected)));
+        let show = |l: &Option<Vec<String>>| l.as_ref().map_or("none (a regressor)".to_string(), |l| format!("[{}]", l.join(", ")));
+        return Err(Error::file(
+            dir.join("config.json"),
+            format!("the model's labels are {}, but {} needs {}: bench-infer times models fine-tuned on --task", show(&model.labels), args.task.name(), show(&expected)),
+        ));
     }
     let features = model.encode(inputs)?;
     if features.is_empty() {

@@ -150,6 +150,9 @@ impl Classifier {
     pub fn load(dir: &Path, max_seq_length: Option<usize>, device: Device) -> Result<Self> {
         let cfg_path = dir.join("config.json");
         let cfg = BertConfig::from_file(&cfg_path)?;
+        if has_architecture(dir, "ForQuestionAnswering") {
+            return Err(Error::file(&cfg_path, "a question-answering model (*ForQuestionAnswering), not a sequence classifier: `finetune predict` answers its questions, `finetune squad` evaluates it"));
+        }
         let labels = cfg.labels_by_id(&cfg_path)?.ok_or_else(|| {
             Error::file(&cfg_path, "no `id2label`: not a fine-tuned classifier (fine-tune it with `finetune glue` first)")
         })?;

@@ -66,6 +66,11 @@ impl NerModel {
     pub fn load(dir: &Path, labels: Option<Vec<String>>, device: Device) -> Result<(NerModel, Vec<String>)> {
         let cfg = BertConfig::from_file(&dir.join("config.json"))?;
         let trained = labels.is_none();
+        for (suffix, what) in [("ForSequenceClassification", "a sequence classifier"), ("ForQuestionAnswering", "a question-answering model")] {
+            if trained && crate::infer::has_architecture(dir, suffix) {
+                return Err(Error::file(dir.join("config.json"), format!("{what} (*{suffix}), not a token classifier: fine-tune one with `finetune ner`")));
+            }
+        }
         let labels = match labels {
             Some(l) => l,
             None => config_labels(&cfg, dir)?,

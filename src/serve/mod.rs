@@ -135,6 +135,13 @@ pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into(), "status": status.as_u16() }))).into_response()
 }
 
+/// 405 with a JSON body like every other error (axum's own has none), and the `Allow` header.
+fn method_not_allowed(req: &Request<Body>, allow: &'static str) -> Response {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, format!("{} {} is not served: use {allow}", req.method(), req.uri().path()));
+    r.headers_mut().insert(axum::http::header::ALLOW, axum::http::HeaderValue::from_static(allow));
+    r
+}
+
 /// A request body: one input, or `{"inputs": [...]}` whose items are input objects or strings.
 /// Errors are (status, message) pairs, made into JSON responses by the caller.
 fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Input>, bool), (StatusCode, String)> {
@@ -147,12 +154,15 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
                 .enumerate()
                 .map(|(i, item)| match item {
                     Value::String(s) => Ok(Input { text: s.clone(), text_pair: None }),
-                    other => serde_json::from_value::<Input>(other.clone()).map_err(|e| unprocessable(format!("inputs[{i}]: {e}"))),
+                    Value::Object(_) => serde_json::from_value::<Input>(item.clone()).map_err(|e| unprocessable(format!("inputs[{i}]: {e}"))),
+                    other => Err(unprocessable(format!("inputs[{i}]: expected a string or {{\"text\": string, \"text_pair\"?: string}}, found {other}"))),
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             (inputs, true)
         }
         Some(other) => return Err(unprocessable(format!("`inputs` must be an array, found {other}"))),
+        // serde would read a struct from an array too (["a", "b"] as a text pair): objects only.
+        None if !v.is_object() => return Err(unprocessable(format!("expected {{\"text\": string, \"text_pair\"?: string}} or {{\"inputs\": [...]}}, found {}", if v.is_array() { "an array (send a batch as {\"inputs\": [...]})".to_string() } else { v.to_string() }))),
         None => (vec![serde_json::from_value::<Input>(v).map_err(|e| unprocessable(format!("expected {{\"text\": string, \"text_pair\"?: string}} or {{\"inputs\": [...]}}: {e}")))?], false),
     };
     if inputs.is_empty() {
@@ -162,6 +172,11 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
         return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("{} inputs in one request; the limit is {}", inputs.len(), cfg.max_batch_size)));
     }
     for (i, inp) in inputs.iter().enumerate() {
+        // Training refuses empty texts, so a model has never seen one: no prediction to give.
+        if inp.text.trim().is_empty() || inp.text_pair.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            let field = if inp.text.trim().is_empty() { "text" } else { "text_pair" };
+            return Err(unprocessable(format!("input {i} has an empty `{field}`")));
+        }
         let chars = inp.text.chars().count().max(inp.text_pair.as_ref().map_or(0, |t| t.chars().count()));
         if chars > cfg.max_input_chars {
             return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("input {i} has {chars} characters; the limit is {}", cfg.max_input_chars)));
@@ -232,9 +247,12 @@ pub fn app<M: Servable>(model: M, cfg: ServeConfig) -> Router {
     metadata["max_queued_requests"] = json!(cfg.max_batch_size.max(1) * 64);
     let state = Arc::new(AppState { jobs: tx, alive, preparer, cfg, metadata });
     Router::new()
-        .route("/predict", post(predict::<M>))
-        .route("/health", get(health::<M>))
-        .route("/metadata", get(|State(s): State<Arc<AppState<M>>>| async move { Json(s.metadata.clone()) }))
+        .route("/predict", post(predict::<M>).fallback(|req: Request<Body>| async move { method_not_allowed(&req, "POST") }))
+        .route("/health", get(health::<M>).fallback(|req: Request<Body>| async move { method_not_allowed(&req, "GET") }))
+        .route(
+            "/metadata",
+            get(|State(s): State<Arc<AppState<M>>>| async move { Json(s.metadata.clone()) }).fallback(|req: Request<Body>| async move { method_not_allowed(&req, "GET") }),
+        )
         .fallback(|req: Request<Body>| async move { error(StatusCode::NOT_FOUND, format!("no route for {} {}", req.method(), req.uri().path())) })
         .with_state(state)
 }

@@ -216,7 +216,15 @@ fn class_weights(targets: &[Option<Target>], problem: ProblemType, k: usize, dev
 /// Runs the job; returns what `eval_results.json` holds.
 pub fn run(args: &ClassifyArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
+    let reads = [
+        ("the --model directory", Some(Path::new(&args.model_name_or_path))),
+        ("the --train-file", Some(args.train_file.as_path())),
+        ("the --validation-file", args.validation_file.as_deref()),
+        ("the --test-file", args.test_file.as_deref()),
+    ];
+    // The training arguments checked before the first write: a refused run leaves nothing behind.
+    args.train.validate()?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir, &reads)?;
     let data = load_data(args)?;
     let problem = data.problem;
     let k = data.labels.as_ref().map_or(1, Vec::len);

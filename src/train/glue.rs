@@ -78,7 +78,14 @@ fn scorer(task: Task) -> impl Fn(&Tensor, &Labels) -> Result<(Scores, f64)> {
 pub fn run(args: &GlueArgs) -> Result<Map<String, Value>> {
     let task = args.task;
     let out = &args.output_dir;
-    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
+    let reads = [
+        ("the --model directory", Some(Path::new(&args.model_name_or_path))),
+        ("the --teacher directory", args.distill.as_ref().map(|d| d.teacher.as_path())),
+        ("the --data-dir", Some(args.data_dir.as_path())),
+    ];
+    // The training arguments checked before the first write: a refused run leaves nothing behind.
+    args.train.validate()?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir, &reads)?;
     let model_dir = match &args.distill {
         Some(d) => d.student(&args.model_name_or_path, out)?,
         None => hub::resolve(&args.model_name_or_path)?,

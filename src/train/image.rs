@@ -303,7 +303,17 @@ fn limit(mut set: ImageSet, n: Option<usize>) -> ImageSet {
 
 pub fn run(args: &ImageArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
+    let d = &args.data;
+    let reads = [
+        ("the --model directory", Some(Path::new(&args.model))),
+        ("the --data-dir", Some(d.data_dir.as_path())),
+        ("the --train-list", d.train_list.as_deref()),
+        ("the --val-list", d.val_list.as_deref()),
+        ("the --label-list", d.label_list.as_deref()),
+    ];
+    // The training arguments checked before the first write: a refused run leaves nothing behind.
+    args.train.validate()?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir, &reads)?;
     let model_dir = hub::resolve(&args.model)?;
     let (train, eval) = args.data.load()?;
     let (train, eval) = (limit(train, args.max_train_samples), limit(eval, args.max_eval_samples));

@@ -143,7 +143,16 @@ fn score_split(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], b
 
 pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir)?;
+    let reads = [
+        ("the --model directory", Some(Path::new(&args.model_name_or_path))),
+        ("the --teacher directory", args.distill.as_ref().map(|d| d.teacher.as_path())),
+        ("the --train-file", Some(args.train_file.as_path())),
+        ("the --validation-file", Some(args.validation_file.as_path())),
+        ("the --test-file", args.test_file.as_deref()),
+    ];
+    // The training arguments checked before the first write: a refused run leaves nothing behind.
+    args.train.validate()?;
+    crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir, &reads)?;
     let model_dir = match &args.distill {
         Some(d) => d.student(&args.model_name_or_path, out)?,
         None => hub::resolve(&args.model_name_or_path)?,
@@ -241,7 +250,14 @@ pub fn evaluate_file(model_dir: &Path, file: &Path, read: &ReadOptions, max_seq_
 /// with its predictions in CoNLL format.
 pub fn run_baseline(args: &NerArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    crate::train::output_dir::prepare(out, false, args.train.overwrite_output_dir)?;
+    let reads = [
+        ("the --model directory", Some(Path::new(&args.model_name_or_path))),
+        ("the --teacher directory", args.distill.as_ref().map(|d| d.teacher.as_path())),
+        ("the --train-file", Some(args.train_file.as_path())),
+        ("the --validation-file", Some(args.validation_file.as_path())),
+        ("the --test-file", args.test_file.as_deref()),
+    ];
+    crate::train::output_dir::prepare(out, false, args.train.overwrite_output_dir, &reads)?;
     let (train, _) = conll::read(&args.train_file, &args.read)?;
     let mut results = Map::new();
     let files = std::iter::once(("eval", &args.validation_file, "predictions.txt")).chain(args.test_file.iter().map(|t| ("test", t, "test_predictions.txt")));

@@ -23,9 +23,24 @@ fn marks_a_run(name: &str) -> bool {
     ["run_config.json", "train_log.jsonl", "eval_results.json", "seeds_summary.json"].contains(&name) || name.starts_with("checkpoint-")
 }
 
+/// Makes `out` ready for an evaluation's outputs (`finetune ner eval`, `finetune image eval`):
+/// created if missing; refused if it is, contains or lies inside what the evaluation reads, or if
+/// it holds a training run (its results are that run's; an earlier evaluation's are replaced).
+pub fn prepare_eval(out: &Path, reads: &[(&str, Option<&Path>)]) -> Result<()> {
+    crate::io::refuse_overlap(out, "--output-dir", reads)?;
+    let training = ["run_config.json", "train_log.jsonl", "seeds_summary.json"];
+    if let Some(found) = training.iter().find(|n| out.join(n).exists()) {
+        return Err(Error::file(out, format!("holds a training run ({found}); an evaluation writes into a directory of its own: choose another --output-dir (nothing was written)")));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
+}
+
 /// Makes `out` ready for a run: created if missing; refused if it holds another run, unless
-/// `resume` (the run continues it) or `overwrite` (its files are removed first).
-pub fn prepare(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
+/// `resume` (the run continues it) or `overwrite` (its files are removed first); refused whatever
+/// the flags if it is, contains or lies inside a path the run reads (`reads`: the model, the
+/// teacher, the data, each with its flag).
+pub fn prepare(out: &Path, resume: bool, overwrite: bool, reads: &[(&str, Option<&Path>)]) -> Result<()> {
+    crate::io::refuse_overlap(out, "--output-dir", reads)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut names: Vec<String> = std::fs::read_dir(out)
         .map_err(|e| Error::io(out, e))?
