@@ -141,15 +141,20 @@ fn score_split(model: &NerModel, sentences: &[Sentence], feats: &[NerFeature], b
     Ok(m)
 }
 
-pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
-    let out = &args.output_dir;
-    let reads = [
+/// What a NER run reads, each with its flag, for `output_dir::prepare`.
+fn reads(args: &NerArgs) -> [(&'static str, Option<&Path>); 5] {
+    [
         ("the --model directory", Some(Path::new(&args.model_name_or_path))),
         ("the --teacher directory", args.distill.as_ref().map(|d| d.teacher.as_path())),
         ("the --train-file", Some(args.train_file.as_path())),
         ("the --validation-file", Some(args.validation_file.as_path())),
         ("the --test-file", args.test_file.as_deref()),
-    ];
+    ]
+}
+
+pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
+    let out = &args.output_dir;
+    let reads = reads(args);
     // The training arguments checked before the first write: a refused run leaves nothing behind.
     args.train.validate()?;
     crate::train::output_dir::prepare(out, args.resume.is_some(), args.train.overwrite_output_dir, &reads)?;
@@ -250,13 +255,7 @@ pub fn evaluate_file(model_dir: &Path, file: &Path, read: &ReadOptions, max_seq_
 /// with its predictions in CoNLL format.
 pub fn run_baseline(args: &NerArgs) -> Result<Map<String, Value>> {
     let out = &args.output_dir;
-    let reads = [
-        ("the --model directory", Some(Path::new(&args.model_name_or_path))),
-        ("the --teacher directory", args.distill.as_ref().map(|d| d.teacher.as_path())),
-        ("the --train-file", Some(args.train_file.as_path())),
-        ("the --validation-file", Some(args.validation_file.as_path())),
-        ("the --test-file", args.test_file.as_deref()),
-    ];
+    let reads = reads(args);
     crate::train::output_dir::prepare(out, false, args.train.overwrite_output_dir, &reads)?;
     let (train, _) = conll::read(&args.train_file, &args.read)?;
     let mut results = Map::new();
