@@ -10,7 +10,11 @@
 //! `/health` answers 503 if the worker is gone, so an orchestrator restarts the process. The queue
 //! is bounded: when it is full a request gets 503 with `Retry-After` at once, and requests whose
 //! clients have gone away are dropped before the model spends time on them. A body that does not
-//! arrive within `body_read_timeout` gets 408; the connection limits are `http`'s.
+//! arrive within `body_read_timeout` gets 408; the connection limits are `http`'s. A body over
+//! `max_body_bytes` gets 413 at once when its `Content-Length` says so and the client waits for
+//! `100 Continue`; otherwise the rest is read and dropped (up to `LINGER_BYTES`) before the 413, so
+//! that clients which send a whole body before reading (Python's urllib, requests) read the status
+//! rather than a reset connection.
 pub mod http;
 pub mod load_test;
 pub mod servable;
@@ -185,10 +189,57 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
     Ok((inputs, batched))
 }
 
+/// Most bytes of an oversized body read and dropped before its 413 (a lingering close, as nginx
+/// does): a connection closed with the client's input unread is reset by the kernel, and the reset
+/// can destroy the answer before the client reads it. Past this the connection is closed anyway.
+const LINGER_BYTES: usize = 64 << 20;
+
+enum BodyRead {
+    Complete(Bytes),
+    TooLarge,
+    Broken,
+}
+
+/// A request body of at most `max` bytes; past that, the rest read and dropped (up to
+/// [`LINGER_BYTES`]).
+async fn read_body(mut body: Body, max: usize) -> BodyRead {
+    use http_body_util::BodyExt;
+    let (mut kept, mut dropped) = (Vec::new(), 0usize);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return BodyRead::Broken };
+        let Ok(data) = frame.into_data() else { continue };
+        if dropped > 0 || kept.len() + data.len() > max {
+            kept = Vec::new();
+            dropped += data.len();
+            if dropped > LINGER_BYTES {
+                break;
+            }
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if dropped > 0 {
+        BodyRead::TooLarge
+    } else {
+        BodyRead::Complete(kept.into())
+    }
+}
+
 async fn predict<M: Servable>(State(state): State<Arc<AppState<M>>>, req: Request<Body>) -> Response {
-    let body: Bytes = match tokio::time::timeout(state.cfg.body_read_timeout, axum::body::to_bytes(req.into_body(), state.cfg.max_body_bytes)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {} bytes", state.cfg.max_body_bytes)),
+    let max = state.cfg.max_body_bytes;
+    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {max} bytes"));
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let over = declared.is_some_and(|n| n > max as u64);
+    // A client that waits for `100 Continue` has sent nothing yet: answer before it does (hyper
+    // sends the 100 only once the body is read).
+    if over && req.headers().get(axum::http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) {
+        return too_large();
+    }
+    let body: Bytes = match tokio::time::timeout(state.cfg.body_read_timeout, read_body(req.into_body(), max)).await {
+        Ok(BodyRead::Complete(b)) => b,
+        Ok(BodyRead::TooLarge) => return too_large(),
+        Ok(BodyRead::Broken) => return error(StatusCode::BAD_REQUEST, "the request body broke off"),
+        Err(_) if over => return too_large(),
         Err(_) => return error(StatusCode::REQUEST_TIMEOUT, format!("the request body did not arrive within {:?}", state.cfg.body_read_timeout)),
     };
     let (inputs, batched) = match parse_inputs(&body, &state.cfg) {
@@ -242,6 +293,7 @@ pub fn app<M: Servable>(model: M, cfg: ServeConfig) -> Router {
     metadata["max_batch_size"] = json!(cfg.max_batch_size);
     metadata["max_wait_ms"] = json!(cfg.max_wait.as_secs_f64() * 1e3);
     metadata["max_body_bytes"] = json!(cfg.max_body_bytes);
+    metadata["oversized_body_bytes_drained"] = json!(LINGER_BYTES);
     metadata["max_input_chars"] = json!(cfg.max_input_chars);
     metadata["body_read_timeout_secs"] = json!(cfg.body_read_timeout.as_secs_f64());
     metadata["max_queued_requests"] = json!(cfg.max_batch_size.max(1) * 64);
