@@ -194,3 +194,32 @@ fn json_numbers_keep_their_kind() {
     assert_eq!(classify::infer_problem_type(&raw, false), ProblemType::SingleLabel);
     assert!(matches!(&t.records[0].fields["label"], Value::Number(_)));
 }
+
+/// Issue 39: labels whose inferred problem type hides a mistake. A word among decimal scores is
+/// an error on its line (it made a classifier with a class per score); one list among names and
+/// numbers among names are warnings naming the first line; --label-list makes numbers indices.
+#[test]
+fn mixed_labels_are_named_when_the_problem_type_is_inferred() {
+    let check = |content: &str, list_given: bool| {
+        let (_d, p) = temp_file("d.jsonl", content.as_bytes());
+        let t = table::read(&p, &ReadOptions::default()).unwrap();
+        let (raw, _) = classify::raw_examples(&t, &cols(&["text"], "label"), true, false).unwrap();
+        let problem = classify::infer_problem_type(&raw, false);
+        (problem, classify::check_inferred_labels(&t, &raw, problem, list_given).map_err(|e| e.to_string()))
+    };
+    let scores = "{\"text\": \"a\", \"label\": 0.5}\n{\"text\": \"b\", \"label\": 2.25}\n{\"text\": \"c\", \"label\": \"high\"}\n{\"text\": \"d\", \"label\": 1.5}\n";
+    let (p, r) = check(scores, false);
+    assert_eq!(p, ProblemType::SingleLabel);
+    let err = r.unwrap_err();
+    assert!(err.contains("d.jsonl:3") && err.contains("label `high` is not a number, but 3 of 4 labels are decimals"), "{err}");
+    let one_list = "{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": [\"pos\", \"neg\"]}\n{\"text\": \"c\", \"label\": \"neg\"}\n";
+    let (p, r) = check(one_list, false);
+    assert_eq!(p, ProblemType::MultiLabel);
+    assert_eq!(r.unwrap(), ["1 of 3 training labels are lists (the first on line 2): training multi-label; pass --problem-type single_label if those lists are mistakes"]);
+    let mixed = "{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": 1}\n{\"text\": \"c\", \"label\": \"neg\"}\n";
+    let (_, r) = check(mixed, false);
+    assert_eq!(r.unwrap(), ["labels mix numbers (`1`, line 2) and names (`pos`, line 1): each value is a class of its own"]);
+    assert!(check(mixed, true).1.unwrap().is_empty());
+    let clean = "{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": \"neg\"}\n";
+    assert!(check(clean, false).1.unwrap().is_empty());
+}

@@ -173,6 +173,41 @@ pub fn infer_problem_type(train: &[RawExample], delimiter: bool) -> ProblemType 
     }
 }
 
+/// What an inferred problem type may hide in mixed labels: an error when most labels are decimal
+/// numbers but some are words (a regression file with a typo would otherwise train a classifier
+/// with a class per score), warnings when a few lists made the set multi-label or numbers mix with
+/// names as classes (unless `list_given`: then numbers index the list). Each names the first line at fault; `--problem-type` settles any of them.
+pub fn check_inferred_labels(table: &Table, train: &[RawExample], problem: ProblemType, list_given: bool) -> Result<Vec<String>> {
+    let ones: Vec<(&str, usize)> = train.iter().filter_map(|e| match &e.label {
+        Some(RawLabel::One { text, .. }) => Some((text.as_str(), e.line)),
+        _ => None,
+    }).collect();
+    let lists: Vec<usize> = train.iter().filter(|e| matches!(e.label, Some(RawLabel::Many(_)))).map(|e| e.line).collect();
+    let decimals = train.iter().filter(|e| matches!(e.label, Some(RawLabel::One { float: true, .. }))).count();
+    let word = ones.iter().find(|(t, _)| t.parse::<f64>().is_err());
+    let mut warnings = vec![];
+    match problem {
+        ProblemType::SingleLabel if decimals * 2 > ones.len() => {
+            if let Some((t, line)) = word {
+                return Err(table.error(*line, format!("label `{t}` is not a number, but {decimals} of {} labels are decimals: fix the line for regression, or pass --problem-type single_label to make every value a class", ones.len())));
+            }
+        }
+        ProblemType::MultiLabel if !lists.is_empty() && lists.len() < ones.len() => warnings.push(format!(
+            "{} of {} training labels are lists (the first on line {}): training multi-label; pass --problem-type single_label if those lists are mistakes",
+            lists.len(), lists.len() + ones.len(), lists[0]
+        )),
+        // With --label-list, numbers are indices into it (GoEmotions writes ids).
+        ProblemType::SingleLabel if !list_given => {
+            let number = ones.iter().find(|(t, _)| t.parse::<i64>().is_ok());
+            if let (Some((n, n_line)), Some((w, w_line))) = (number, word) {
+                warnings.push(format!("labels mix numbers (`{n}`, line {n_line}) and names (`{w}`, line {w_line}): each value is a class of its own"));
+            }
+        }
+        _ => {}
+    }
+    Ok(warnings)
+}
+
 /// The training file's distinct labels, sorted as run_classification sorts them (numerically when
 /// every label is an integer, else by code point).
 pub fn label_list_from(train: &[RawExample]) -> Vec<String> {

@@ -125,7 +125,16 @@ fn load_data(args: &ClassifyArgs) -> Result<Data> {
     if train_raw.is_empty() {
         return Err(Error::file(&args.train_file, "no examples"));
     }
-    let problem = args.problem_type.unwrap_or_else(|| classify::infer_problem_type(&train_raw, args.columns.label_delimiter.is_some()));
+    let problem = match args.problem_type {
+        Some(p) => p,
+        None => {
+            let p = classify::infer_problem_type(&train_raw, args.columns.label_delimiter.is_some());
+            for w in classify::check_inferred_labels(&train_table, &train_raw, p, args.label_list.is_some())? {
+                tracing::warn!("{}: {w}", args.train_file.display());
+            }
+            p
+        }
+    };
     let labels = match problem {
         ProblemType::Regression => None,
         _ => Some(args.label_list.clone().unwrap_or_else(|| classify::label_list_from(&train_raw))),
