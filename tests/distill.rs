@@ -351,4 +351,9 @@ fn ner_and_squad_students_distil_and_unfit_teachers_are_refused() {
     // Other tags.
     let (ok, err) = go(&["distill", "ner"], ner(&p("ner-bad2"), &["--teacher", &p("ner-teacher"), "--model", model, "--label-list", "O,B-PER,I-PER,B-LOC,I-LOC,B-ORG,I-ORG,B-MISC,I-MISC"]));
     assert!(!ok && err.contains("teacher's labels"), "{err}");
+    // Refused runs leave no run config, so their corrected reruns are not "already holding a run"
+    // (issue 39).
+    for dir in ["qa-bad", "ner-bad", "ner-bad2"] {
+        assert!(!std::path::Path::new(&p(dir)).join("run_config.json").exists(), "{dir}: a refused run wrote its run config");
+    }
 }

@@ -185,12 +185,6 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
             tracing::warn!("{} of {} {what} sentences are longer than max_seq_length {max_len} and were truncated", f.truncated, f.features.len());
         }
     }
-    crate::io::write_json(&out.join("run_config.json"), &json!({
-        "command": "ner", "args": args, "model_dir": model_dir, "model_config": model.cfg, "labels": labels,
-        "tag_scheme": scheme, "max_seq_length": max_len, "train_sentences": train.len(), "validation_sentences": dev.len(),
-        "truncated_train_sentences": train_feats.truncated, "truncated_validation_sentences": dev_feats.truncated,
-        "environment": crate::run_info::environment(args.device),
-    }))?;
     let fingerprint = json!({
         "command": "ner", "model": args.model_name_or_path,
         "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
@@ -201,6 +195,14 @@ pub fn run(args: &NerArgs) -> Result<Map<String, Value>> {
     let fingerprint = distill::with_fingerprint(fingerprint, args.distill.as_ref())?;
     let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
     let teacher = args.distill.as_ref().map(|d| ner_teacher(d, &model, max_len, &train, &train_feats.features, args).map(|(rows, t)| (rows, d, t))).transpose()?;
+    // Written once every check has passed, the teacher's too: a refused run leaves no run config
+    // that would make its corrected rerun "already hold a run".
+    crate::io::write_json(&out.join("run_config.json"), &json!({
+        "command": "ner", "args": args, "model_dir": model_dir, "model_config": model.cfg, "labels": labels,
+        "tag_scheme": scheme, "max_seq_length": max_len, "train_sentences": train.len(), "validation_sentences": dev.len(),
+        "truncated_train_sentences": train_feats.truncated, "truncated_validation_sentences": dev_feats.truncated,
+        "environment": crate::run_info::environment(args.device),
+    }))?;
     let mut work = NerWork { model: &model, train: &train_feats.features, dev: &dev_feats.features, args, best_dir: out.join("best_model"), teacher };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 

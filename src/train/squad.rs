@@ -156,11 +156,6 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
         );
     }
     tracing::info!("{} training questions → {} features; {} dev questions", train.len(), train_feats.features.len(), dev.len());
-    crate::io::write_json(&out.join("run_config.json"), &json!({
-        "command": "squad", "args": args, "model_dir": model_dir, "model_config": model.cfg,
-        "train_examples": train.len(), "train_features": train_feats.features.len(),
-        "skipped_mismatched_answers": train_feats.mismatched_answers, "environment": crate::run_info::environment(args.device),
-    }))?;
     let fingerprint = json!({
         "command": "squad", "model": args.model_name_or_path,
         "model_weights_sha256": crate::train::resume::file_hash(&checkpoint::weights_file(&model_dir)?)?,
@@ -171,6 +166,13 @@ pub fn run(args: &SquadArgs) -> Result<Map<String, Value>> {
     let fingerprint = distill::with_fingerprint(fingerprint, args.distill.as_ref())?;
     let run = RunContext { output_dir: out, resume: args.resume.clone(), fingerprint };
     let teacher = args.distill.as_ref().map(|d| squad_teacher(d, &model, &train, &train_feats.features, args).map(|(rows, t)| (rows, d, t))).transpose()?;
+    // Written once every check has passed, the teacher's too: a refused run leaves no run config
+    // that would make its corrected rerun "already hold a run".
+    crate::io::write_json(&out.join("run_config.json"), &json!({
+        "command": "squad", "args": args, "model_dir": model_dir, "model_config": model.cfg,
+        "train_examples": train.len(), "train_features": train_feats.features.len(),
+        "skipped_mismatched_answers": train_feats.mismatched_answers, "environment": crate::run_info::environment(args.device),
+    }))?;
     let mut work = SquadWork { model: &model, train: &train_feats.features, dev: &dev, args, best_dir: out.join("best_model"), teacher };
     let summary = trainer::train(&model.vs, train_feats.features.len(), &args.train, &mut work, &run)?;
 
