@@ -23,9 +23,7 @@ pub fn read(path: &Path, task: Option<&str>) -> Result<Vec<Row>> {
     if rows.is_empty() {
         return Err(Error::file(path, "no inputs; expected at least one"));
     }
-    // Training refuses empty texts, so a model has never seen one: no prediction to give.
-    let empty = |r: &Row| r.input.text.trim().is_empty() || r.input.text_pair.as_ref().is_some_and(|t| t.trim().is_empty());
-    if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| empty(r)) {
+    if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.input.empty_field().is_some()) {
         return Err(Error::file(path, format!("input `{}` (input {} of {}) has an empty text", r.id, i + 1, rows.len())));
     }
     Ok(rows)

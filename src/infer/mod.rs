@@ -28,6 +28,20 @@ pub struct Input {
     pub text_pair: Option<String>,
 }
 
+impl Input {
+    /// The field that is empty (or only spaces), if one is: training refuses empty texts, so a
+    /// model has never seen one and has no prediction to give.
+    pub fn empty_field(&self) -> Option<&'static str> {
+        if self.text.trim().is_empty() {
+            Some("text")
+        } else if self.text_pair.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            Some("text_pair")
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
     /// Predicted label name (classification).

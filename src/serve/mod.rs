@@ -176,9 +176,7 @@ fn parse_inputs(body: &[u8], cfg: &ServeConfig) -> std::result::Result<(Vec<Inpu
         return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("{} inputs in one request; the limit is {}", inputs.len(), cfg.max_batch_size)));
     }
     for (i, inp) in inputs.iter().enumerate() {
-        // Training refuses empty texts, so a model has never seen one: no prediction to give.
-        if inp.text.trim().is_empty() || inp.text_pair.as_ref().is_some_and(|t| t.trim().is_empty()) {
-            let field = if inp.text.trim().is_empty() { "text" } else { "text_pair" };
+        if let Some(field) = inp.empty_field() {
             return Err(unprocessable(format!("input {i} has an empty `{field}`")));
         }
         let chars = inp.text.chars().count().max(inp.text_pair.as_ref().map_or(0, |t| t.chars().count()));
