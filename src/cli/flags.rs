@@ -46,14 +46,11 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
-/// clap parser: a `--max-seq-length`, at least 3 (the start and end tokens and one of the text),
-/// checked before a run writes anything; the model's own limit is checked once it is loaded.
+/// clap parser: a `--max-seq-length`, at least 3 (`tokenize::check_min_seq_length`), checked
+/// before a run writes anything; the model's own limit is checked once it is loaded.
 pub fn seq_length(s: &str) -> std::result::Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 3 => Ok(n),
-        Ok(n) => Err(format!("max_seq_length must be at least 3 (the start and end tokens and one of the text), got {n}")),
-        Err(e) => Err(format!("{e}; expected a whole number of at least 3")),
-    }
+    let n = s.parse::<usize>().map_err(|e| format!("{e}; expected a whole number of at least 3"))?;
+    crate::data::tokenize::check_min_seq_length(n).map(|_| n)
 }
 
 /// clap parser: a probability strictly between 0 and 1 (a sigmoid threshold: at 0 or 1 and

@@ -74,11 +74,19 @@ fn do_lower_case(dir: &Path) -> Result<bool> {
     Ok(config.get("do_lower_case").and_then(|b| b.as_bool()).unwrap_or(true))
 }
 
+/// Refuses a `max_seq_length` below 3: the start and end tokens and one of the text. The one
+/// rule behind the flag parsers, the model check and the encoder; the message without a prefix,
+/// for clap.
+pub fn check_min_seq_length(max_seq_length: usize) -> std::result::Result<(), String> {
+    if max_seq_length < 3 {
+        return Err(format!("max_seq_length must be at least 3 (the start and end tokens and one of the text), got {max_seq_length}"));
+    }
+    Ok(())
+}
+
 impl TextEncoder {
     pub fn new(mut tokenizer: Tokenizer, max_seq_length: usize) -> Result<Self> {
-        if max_seq_length < 3 {
-            return Err(Error::Invalid(format!("max_seq_length must be at least 3, got {max_seq_length}")));
-        }
+        check_min_seq_length(max_seq_length).map_err(Error::Invalid)?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,

@@ -464,9 +464,7 @@ impl BertConfig {
     /// Refuses a `max_seq_length` the position embeddings cannot cover (the forward pass would
     /// index past them).
     pub fn check_seq_length(&self, max_seq_length: usize, path: &Path) -> Result<()> {
-        if max_seq_length < 3 {
-            return Err(Error::Invalid(format!("max_seq_length must be at least 3 (the start and end tokens and one of the text), got {max_seq_length}")));
-        }
+        crate::data::tokenize::check_min_seq_length(max_seq_length).map_err(Error::Invalid)?;
         let usable = self.max_position_embeddings - self.position_offset();
         if max_seq_length as i64 > usable {
             return Err(Error::file(
