@@ -120,7 +120,7 @@ pub fn run(i: ImageCli) -> Result<()> {
 fn eval(e: ImageEvalCli) -> Result<()> {
     let out = match e.output_dir {
         Some(o) => o,
-        None => crate::model::hub::resolve(&e.model)?.join(format!("eval-{}", e.list.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default())),
+        None => crate::train::output_dir::eval_dir(&crate::model::hub::resolve(&e.model)?, &e.list),
     };
     let data = e.data.data()?;
     let reads = [("the --list", Some(e.list.as_path())), ("the --data-dir", Some(data.data_dir.as_path()))];

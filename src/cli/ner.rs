@@ -111,7 +111,7 @@ pub fn run(n: NerCli) -> Result<()> {
     match n.action {
         Some(NerAction::Eval { model, file, output_dir, files, device, unpad }) => {
             super::flags::set_unpad_for(&model, unpad);
-            let out = output_dir.unwrap_or_else(|| model.join(format!("eval-{}", file.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default())));
+            let out = output_dir.unwrap_or_else(|| crate::train::output_dir::eval_dir(&model, &file));
             crate::train::output_dir::prepare_eval(&out, &[("the --file", Some(&file))])?;
             let results = crate::train::ner::evaluate_file(&model, &file, &files.read_options(None)?, files.max_seq_length, files.eval_batch_size, parse_device(&device)?, &out)?;
             let results = crate::io::write_json_sorted(&out.join("eval_results.json"), results)?;

@@ -66,8 +66,9 @@ impl NerModel {
     pub fn load(dir: &Path, labels: Option<Vec<String>>, device: Device) -> Result<(NerModel, Vec<String>)> {
         let cfg = BertConfig::from_file(&dir.join("config.json"))?;
         let trained = labels.is_none();
-        for (suffix, what) in [("ForSequenceClassification", "a sequence classifier"), ("ForQuestionAnswering", "a question-answering model")] {
-            if trained && crate::infer::has_architecture(dir, suffix) {
+        let other_heads = [("ForSequenceClassification", "a sequence classifier"), ("ForQuestionAnswering", "a question-answering model")];
+        for (suffix, what) in other_heads.into_iter().filter(|_| trained) {
+            if crate::infer::has_architecture(dir, suffix) {
                 return Err(Error::file(dir.join("config.json"), format!("{what} (*{suffix}), not a token classifier: fine-tune one with `finetune ner`")));
             }
         }

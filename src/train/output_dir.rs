@@ -18,9 +18,17 @@ fn is_run_output(name: &str) -> bool {
     FILES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// The files that mark a directory as holding a run (besides its `checkpoint-*` folders).
+const RUN_FILES: [&str; 4] = ["run_config.json", "train_log.jsonl", "eval_results.json", "seeds_summary.json"];
+
 /// What marks a directory as holding a run: its config, log, results or checkpoints.
 fn marks_a_run(name: &str) -> bool {
-    ["run_config.json", "train_log.jsonl", "eval_results.json", "seeds_summary.json"].contains(&name) || name.starts_with("checkpoint-")
+    RUN_FILES.contains(&name) || name.starts_with("checkpoint-")
+}
+
+/// An evaluation's default output directory: `eval-<data file stem>` in the model directory.
+pub fn eval_dir(model_dir: &Path, data_file: &Path) -> std::path::PathBuf {
+    model_dir.join(format!("eval-{}", data_file.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()))
 }
 
 /// Makes `out` ready for an evaluation's outputs (`finetune ner eval`, `finetune image eval`):
@@ -28,8 +36,8 @@ fn marks_a_run(name: &str) -> bool {
 /// it holds a training run (its results are that run's; an earlier evaluation's are replaced).
 pub fn prepare_eval(out: &Path, reads: &[(&str, Option<&Path>)]) -> Result<()> {
     crate::io::refuse_overlap(out, "--output-dir", reads)?;
-    let training = ["run_config.json", "train_log.jsonl", "seeds_summary.json"];
-    if let Some(found) = training.iter().find(|n| out.join(n).exists()) {
+    // An earlier evaluation's results are this evaluation's to replace; a run's other files are not.
+    if let Some(found) = RUN_FILES.iter().filter(|n| **n != "eval_results.json").find(|n| out.join(n).exists()) {
         return Err(Error::file(out, format!("holds a training run ({found}); an evaluation writes into a directory of its own: choose another --output-dir (nothing was written)")));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
